@@ -1,0 +1,306 @@
+package state
+
+import (
+	"context"
+	"time"
+)
+
+// Store bundles every concern. A node holds one.
+type Store interface {
+	Meetings() Meetings
+	Presence() Presence
+	Guests() Guests
+	Links() Links
+	Jobs() Jobs
+	Nodes() Nodes
+	// Ping reports whether the backing store answers (readiness).
+	Ping(ctx context.Context) error
+	// Close releases connections.
+	Close() error
+}
+
+// MeetingPatch holds the fields of meeting:update; nil means unchanged.
+type MeetingPatch struct {
+	Title         *string
+	Description   *string
+	StartTime     *Time
+	EndTime       *Time
+	AllowExternal *bool
+}
+
+// JoinResult reports what a Join or Accept changed.
+type JoinResult struct {
+	Meeting *Meeting
+	// Already: the connection was in the room before; nothing changed.
+	Already bool
+	// UserJoined: this was the user's first connection in the room.
+	UserJoined bool
+	// FirstJoined: the room was empty before (active_count went 0 → 1).
+	FirstJoined bool
+	// Started: a scheduled meeting became live by this join.
+	Started bool
+}
+
+// LeaveResult reports what a Leave changed.
+type LeaveResult struct {
+	Meeting *Meeting // the meeting after the leave (the last state if deleted)
+	// UserLeft: the user's last connection left the room.
+	UserLeft bool
+	// Ended: the meeting or call ended by this leave.
+	Ended bool
+	// Deleted: the call was deleted (calls are deleted when they end).
+	Deleted bool
+	// Reason is the call end reason when a call ended.
+	Reason string
+}
+
+// CallResult reports what a Decline or ExpireRings changed.
+type CallResult struct {
+	Meeting *Meeting
+	// Missed lists the users that became missed (ExpireRings).
+	Missed []string
+	// Ended, Deleted, Reason: as in LeaveResult.
+	Ended   bool
+	Deleted bool
+	Reason  string
+}
+
+// Meetings holds meetings and instant calls, their participants and which
+// connections are in each meeting room. Every method taking an actor applies
+// the visibility rule of the contract: an actor who is not a participant gets
+// ErrNotFound. Meetings whose key has expired do not exist (ErrNotFound).
+type Meetings interface {
+	// Create stores m (ID, participants, times and status already set by the
+	// caller) with its retention TTL: calls until EndTime, scheduled meetings
+	// until EndTime + retention. It indexes m for every participant's
+	// ListForUser. If m.Conns is set (a call's creating socket) it is stored
+	// as given. ErrConflict if the id exists.
+	Create(ctx context.Context, m *Meeting, retention time.Duration, now time.Time) error
+
+	// Get returns the meeting. ErrNotFound if absent.
+	Get(ctx context.Context, id string) (*Meeting, error)
+
+	// ListForUser returns the meetings user is a participant of, upcoming
+	// (EndTime >= now and not ended) or past (the others), ordered by
+	// StartTime (upcoming ascending, past descending), skipping offset and
+	// returning at most limit. Deleted meetings are dropped from the index.
+	ListForUser(ctx context.Context, user string, upcoming bool, now time.Time, offset, limit int) ([]*Meeting, error)
+
+	// Update applies p. Only the owner (else ErrForbidden); not on an ended
+	// meeting (ErrConflict); the resulting EndTime must be after StartTime
+	// (else ErrInvalid). Bumps Version and UpdatedAt; extends the TTL to the
+	// new EndTime + retention.
+	Update(ctx context.Context, id, actor string, p MeetingPatch, retention time.Duration, now time.Time) (*Meeting, error)
+
+	// Start makes a scheduled meeting live (StartedAt = now). Only the
+	// owner (ErrForbidden); a live meeting is ErrConflict, an ended one
+	// ErrGone.
+	Start(ctx context.Context, id, actor string, now time.Time) (*Meeting, error)
+
+	// Join puts connection conn of actor in the meeting room: the
+	// participant's status becomes joined and JoinedAt is set on the user's
+	// first connection. A scheduled meeting becomes live (Started). Any
+	// participant whose status is not declined may join a meeting that has
+	// not ended (ended: ErrGone; declined: ErrForbidden). Joining again with
+	// the same conn changes nothing (Already).
+	Join(ctx context.Context, id, actor, conn string, now time.Time) (*JoinResult, error)
+
+	// Leave takes conn out of the meeting room. Not in the room: ErrConflict
+	// (the actor is a participant but not joined with conn). When the user's
+	// last connection leaves, the participant becomes left with LeftAt
+	// (UserLeft). A call whose last present user (status joined or accepted
+	// with a connection in the room) left ends and is deleted, with reason
+	// completed if Answered else cancelled. A scheduled meeting whose
+	// EndTime has passed ends when its room becomes empty (status ended).
+	Leave(ctx context.Context, id, actor, conn string, now time.Time) (*LeaveResult, error)
+
+	// InviteLive adds users as invited participants of a live meeting. The
+	// actor must be joined (ErrForbidden); the meeting must be live
+	// (scheduled: ErrConflict; ended: ErrGone). Users already listed with
+	// status declined, left or missed are invited again; others already
+	// listed are untouched. More than maxParticipants in all: ErrTooLarge,
+	// nothing changes. Returns the meeting and the users whose status
+	// became invited. Indexes them for ListForUser.
+	InviteLive(ctx context.Context, id, actor string, users []string, maxParticipants int, now time.Time) (*Meeting, []string, error)
+
+	// Ring marks recipients of call id as ringing until ringDeadline. The
+	// actor must be a participant; every recipient must be a participant
+	// other than the actor (else ErrInvalid, nothing changes). Only
+	// recipients whose status is invited, ringing or missed ring; the others
+	// (accepted, joined, declined, left) are skipped. Returns the call and the
+	// users now ringing. Not a call: ErrNotFound.
+	Ring(ctx context.Context, id, actor string, recipients []string, ringDeadline, now time.Time) (*Meeting, []string, error)
+
+	// Accept: a ringing or invited participant of a call accepts (else
+	// ErrConflict); status accepted, conn joins the room (as Join), Answered
+	// is set. Not a call: ErrNotFound.
+	Accept(ctx context.Context, id, actor, conn string, now time.Time) (*JoinResult, error)
+
+	// Decline: a ringing or invited participant of a call declines (else
+	// ErrConflict). When every participant other than the owner is declined
+	// or missed, the call ends (reason declined) and is deleted.
+	Decline(ctx context.Context, id, actor string, now time.Time) (*CallResult, error)
+
+	// ExpireRings turns every ringing participant whose ring deadline is at
+	// or before now into missed (Missed). When every participant other than
+	// the owner is then declined or missed, the call ends with reason
+	// timeout and is deleted. A call that no longer exists: ErrNotFound.
+	ExpireRings(ctx context.Context, id string, now time.Time) (*CallResult, error)
+
+	// MarkReminded records that the reminder minutesBefore was sent and
+	// reports whether this call was the first to record it. A meeting that
+	// is ended or gone reports false.
+	MarkReminded(ctx context.Context, id string, minutesBefore int) (*Meeting, bool, error)
+
+	// EndIfOver ends a scheduled meeting whose EndTime has passed and whose
+	// room is empty (status ended, EndedAt). Reports whether it ended now.
+	EndIfOver(ctx context.Context, id string, now time.Time) (*Meeting, bool, error)
+
+	// Delete removes the meeting. Only the owner (ErrForbidden). Returns the
+	// last state.
+	Delete(ctx context.Context, id, actor string) (*Meeting, error)
+}
+
+// ConnResult reports what a presence change did to the connection's user.
+type ConnResult struct {
+	Transition
+	// Meetings the connection had joined (Disconnect), so the caller can
+	// leave them.
+	Meetings []string
+	// LastConn: the user has no live connection left; the caller settles
+	// the offline transition after the grace (SettleOffline).
+	LastConn bool
+}
+
+// Presence tracks members' live connections and derives user status:
+// offline with no live connection, busy when a live connection is joined in
+// a meeting or call, online otherwise. A user stays online after the last
+// connection goes until SettleOffline, so the grace period can absorb a
+// reconnect without any transition.
+type Presence interface {
+	// Connect registers c as live until now+ttl and indexes it under its
+	// node. Returns the user's transition (offline → online on the first
+	// connection; nothing when a pending offline is cancelled).
+	Connect(ctx context.Context, c Conn, ttl time.Duration, now time.Time) (ConnResult, error)
+
+	// Heartbeat extends c's liveness to now+ttl. An unknown connection (it
+	// expired) is registered again as Connect would.
+	Heartbeat(ctx context.Context, c Conn, ttl time.Duration, now time.Time) (ConnResult, error)
+
+	// Disconnect removes connection connID of user and its node index entry.
+	// Returns the meetings it had joined, the busy → online transition if
+	// the user is no longer in any meeting, and LastConn when none of the
+	// user's connections is left. Unknown connection: zero result, no error.
+	Disconnect(ctx context.Context, user, connID string, now time.Time) (ConnResult, error)
+
+	// SettleOffline makes user offline if no live connection is left,
+	// recording last_seen = now (kept lastSeenTTL). Returns the transition
+	// (online/busy → offline), or no change if a connection came back.
+	SettleOffline(ctx context.Context, user string, lastSeenTTL time.Duration, now time.Time) (Transition, error)
+
+	// SetJoined records that connection connID of user joined (or left)
+	// meeting meetingID, and returns the status transition online ↔ busy.
+	// Unknown connection: no change, no error.
+	SetJoined(ctx context.Context, user, connID, meetingID string, joined bool, now time.Time) (Transition, error)
+
+	// Query returns the status and last_seen of each user, in order.
+	// Connections past their expiry do not count as live.
+	Query(ctx context.Context, users []string, now time.Time) ([]UserPresence, error)
+
+	// NodeConns lists the connections indexed under node.
+	NodeConns(ctx context.Context, node string) ([]Conn, error)
+}
+
+// Guests holds external guest sessions and admission queues.
+type Guests interface {
+	// CreateSession stores s (ID, MeetingID, TokenHash, ExpiresAt set by the
+	// caller; status registered) until s.ExpiresAt.
+	CreateSession(ctx context.Context, s *Session, now time.Time) error
+
+	// GetSession returns the session. Unknown or expired: ErrNotFound.
+	GetSession(ctx context.Context, id string) (*Session, error)
+
+	// Request puts the session in its meeting's admission queue (status
+	// waiting, QueuedAt = now), replacing DisplayName when name is not nil.
+	// Allowed from registered and left, and from declined once RetryAfter
+	// has passed (before: ErrRateLimited). Waiting or admitted: ErrConflict.
+	Request(ctx context.Context, id string, name *string, now time.Time) (*Session, error)
+
+	// Decide admits or declines a waiting session (else ErrConflict: the
+	// first decision wins) and removes it from the queue. Admitted sets
+	// AdmittedBy; declined sets RetryAfter = now + cooldown. DecidedAt = now.
+	Decide(ctx context.Context, id, actor string, admit bool, cooldown time.Duration, now time.Time) (*Session, error)
+
+	// Connect records a live connection of the session.
+	Connect(ctx context.Context, id, connID string, now time.Time) (*Session, error)
+
+	// Disconnect removes a connection and reports whether it was the last.
+	Disconnect(ctx context.Context, id, connID string, now time.Time) (*Session, bool, error)
+
+	// SettleLeft marks a session with no live connection left (unless it
+	// is already left or declined) and removes it from the queue. Reports
+	// whether it changed.
+	SettleLeft(ctx context.Context, id string, now time.Time) (*Session, bool, error)
+
+	// Queue returns the waiting sessions of a meeting, oldest first.
+	Queue(ctx context.Context, meetingID string) ([]*Session, error)
+}
+
+// Links holds invitation links.
+type Links interface {
+	// CreateLink stores l until l.ExpiresAt.
+	CreateLink(ctx context.Context, l *Link, now time.Time) error
+	// GetLink returns the link: unknown ErrNotFound; expired, revoked or used
+	// up ErrGone (the link is returned with ErrGone too).
+	GetLink(ctx context.Context, token string, now time.Time) (*Link, error)
+	// UseLink counts one use atomically, under the same errors as GetLink;
+	// a link with MaxUses reaching it is used up for the next caller.
+	UseLink(ctx context.Context, token string, now time.Time) (*Link, error)
+}
+
+// Job is a unit of scheduled work. ID identifies it: scheduling an ID again
+// moves it. Kind and Subject tell the handler what to do.
+type Job struct {
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Subject string `json:"subject"`
+	Arg     string `json:"arg,omitempty"`
+	Due     Time   `json:"due"`
+	// Lease is set by Claim: the job is invisible to other claimers until
+	// then, and Done must present it.
+	Lease Time `json:"lease"`
+}
+
+// Jobs is the cluster's scheduler: due times kept in the store, claimed by
+// any node's poller, so a job runs even when the node that scheduled it is
+// gone. A claimed job that is not Done before its lease expires is claimed
+// again (at-least-once); handlers are idempotent transitions.
+type Jobs interface {
+	// Schedule adds j or moves it to j.Due.
+	Schedule(ctx context.Context, j Job) error
+	// Cancel removes the job if present.
+	Cancel(ctx context.Context, id string) error
+	// Claim returns at most limit jobs due at or before now, each hidden
+	// from other claimers until now+lease. Two concurrent claimers never get
+	// the same job.
+	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Job, error)
+	// Done removes a claimed job, unless it was rescheduled or claimed again
+	// since (its lease differs).
+	Done(ctx context.Context, j Job) error
+}
+
+// Nodes is the registry of gateway nodes, each held by a lease.
+type Nodes interface {
+	// Refresh registers node with a lease until now+lease. It reports
+	// lost = true when the node was not registered (first start, or its
+	// lease expired and it was reaped): the node must then re-register
+	// what it holds.
+	Refresh(ctx context.Context, node string, lease time.Duration, now time.Time) (lost bool, err error)
+	// Deregister removes node and its connection index (clean shutdown).
+	Deregister(ctx context.Context, node string) error
+	// ClaimDead removes and returns the nodes whose lease expired before
+	// now. Each dead node is returned to exactly one caller.
+	ClaimDead(ctx context.Context, now time.Time) ([]string, error)
+	// Alive lists the registered nodes.
+	Alive(ctx context.Context, now time.Time) ([]string, error)
+}
