@@ -174,17 +174,24 @@ type ConnResult struct {
 
 // Presence tracks members' live connections and derives user status:
 // offline with no live connection, busy when a live connection is joined in
-// a meeting or call, online otherwise. A user stays online after the last
-// connection goes until SettleOffline, so the grace period can absorb a
-// reconnect without any transition.
+// a meeting or call, online otherwise.
+//
+// The store keeps, per user, the last status it reported. Every method that
+// returns a Transition reports From = that stored status and To = the status
+// derived now, and stores To. One exception makes the presence grace work: a
+// user whose last connection went away keeps the stored status (From == To,
+// no broadcast) until SettleOffline; a reconnect before then reports only
+// the difference (none, or busy → online if the user was busy before).
 type Presence interface {
 	// Connect registers c as live until now+ttl and indexes it under its
 	// node. Returns the user's transition (offline → online on the first
-	// connection; nothing when a pending offline is cancelled).
-	Connect(ctx context.Context, c Conn, ttl time.Duration, now time.Time) (ConnResult, error)
+	// connection; nothing when a pending offline is cancelled and the status
+	// is unchanged). When the user already has maxConns live connections
+	// (maxConns > 0), it refuses with ErrRateLimited and changes nothing.
+	Connect(ctx context.Context, c Conn, ttl time.Duration, maxConns int, now time.Time) (ConnResult, error)
 
 	// Heartbeat extends c's liveness to now+ttl. An unknown connection (it
-	// expired) is registered again as Connect would.
+	// expired) is registered again as Connect would, without a limit.
 	Heartbeat(ctx context.Context, c Conn, ttl time.Duration, now time.Time) (ConnResult, error)
 
 	// Disconnect removes connection connID of user and its node index entry.
