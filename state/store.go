@@ -249,6 +249,11 @@ type Guests interface {
 	// whether it changed.
 	SettleLeft(ctx context.Context, id string, now time.Time) (*Session, bool, error)
 
+	// Leave marks the session left at the guest's request (meeting:leave),
+	// whatever its connections, and removes it from the queue. Reports
+	// whether it changed (false when already left).
+	Leave(ctx context.Context, id string, now time.Time) (*Session, bool, error)
+
 	// Queue returns the waiting sessions of a meeting, oldest first.
 	Queue(ctx context.Context, meetingID string) ([]*Session, error)
 }
@@ -283,8 +288,9 @@ type Job struct {
 // gone. A claimed job that is not Done before its lease expires is claimed
 // again (at-least-once); handlers are idempotent transitions.
 type Jobs interface {
-	// Schedule adds j or moves it to j.Due.
-	Schedule(ctx context.Context, j Job) error
+	// Schedule adds each job, or moves it to its Due when its ID exists.
+	// All jobs are written in one round trip.
+	Schedule(ctx context.Context, jobs ...Job) error
 	// Cancel removes the job if present.
 	Cancel(ctx context.Context, id string) error
 	// Claim returns at most limit jobs due at or before now, each hidden
