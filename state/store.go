@@ -123,13 +123,14 @@ type Meetings interface {
 	// became invited. Indexes them for ListForUser.
 	InviteLive(ctx context.Context, id, actor string, users []string, maxParticipants int, now time.Time) (*Meeting, []string, error)
 
-	// Ring marks recipients of call id as ringing until ringDeadline. The
-	// actor must be a participant; every recipient must be a participant
-	// other than the actor (else ErrInvalid, nothing changes). Only
-	// recipients whose status is invited, ringing or missed ring; the others
-	// (accepted, joined, declined, left) are skipped. Returns the call and the
-	// users now ringing. Not a call: ErrNotFound.
-	Ring(ctx context.Context, id, actor string, recipients []string, ringDeadline, now time.Time) (*Meeting, []string, error)
+	// Ring marks the online recipients of call id as ringing until
+	// ringDeadline. The actor must be a participant; every recipient must be
+	// a participant other than the actor (else ErrInvalid, nothing changes).
+	// Only recipients that are in online and whose status is invited,
+	// ringing or missed ring; the others are skipped (offline ones stay
+	// invited). Returns the call and the users now ringing. Not a call:
+	// ErrNotFound.
+	Ring(ctx context.Context, id, actor string, recipients, online []string, ringDeadline, now time.Time) (*Meeting, []string, error)
 
 	// Accept: a ringing or invited participant of a call accepts (else
 	// ErrConflict); status accepted, conn joins the room (as Join), Answered
@@ -218,7 +219,11 @@ type Presence interface {
 	NodeConns(ctx context.Context, node string) ([]Conn, error)
 }
 
-// Guests holds external guest sessions and admission queues.
+// Guests holds external guest sessions and admission queues. Every method
+// but CreateSession and GetSession names the session's meeting too, so a
+// store can keep a meeting's sessions and queue together (one Redis Cluster
+// slot): a session that exists but belongs to another meeting is
+// ErrNotFound, and nothing changes.
 type Guests interface {
 	// CreateSession stores s (ID, MeetingID, TokenHash, ExpiresAt set by the
 	// caller; status registered) until s.ExpiresAt.
@@ -231,28 +236,28 @@ type Guests interface {
 	// waiting, QueuedAt = now), replacing DisplayName when name is not nil.
 	// Allowed from registered and left, and from declined once RetryAfter
 	// has passed (before: ErrRateLimited). Waiting or admitted: ErrConflict.
-	Request(ctx context.Context, id string, name *string, now time.Time) (*Session, error)
+	Request(ctx context.Context, meetingID, id string, name *string, now time.Time) (*Session, error)
 
 	// Decide admits or declines a waiting session (else ErrConflict: the
 	// first decision wins) and removes it from the queue. Admitted sets
 	// AdmittedBy; declined sets RetryAfter = now + cooldown. DecidedAt = now.
-	Decide(ctx context.Context, id, actor string, admit bool, cooldown time.Duration, now time.Time) (*Session, error)
+	Decide(ctx context.Context, meetingID, id, actor string, admit bool, cooldown time.Duration, now time.Time) (*Session, error)
 
 	// Connect records a live connection of the session.
-	Connect(ctx context.Context, id, connID string, now time.Time) (*Session, error)
+	Connect(ctx context.Context, meetingID, id, connID string, now time.Time) (*Session, error)
 
 	// Disconnect removes a connection and reports whether it was the last.
-	Disconnect(ctx context.Context, id, connID string, now time.Time) (*Session, bool, error)
+	Disconnect(ctx context.Context, meetingID, id, connID string, now time.Time) (*Session, bool, error)
 
 	// SettleLeft marks a session with no live connection left (unless it
 	// is already left or declined) and removes it from the queue. Reports
 	// whether it changed.
-	SettleLeft(ctx context.Context, id string, now time.Time) (*Session, bool, error)
+	SettleLeft(ctx context.Context, meetingID, id string, now time.Time) (*Session, bool, error)
 
 	// Leave marks the session left at the guest's request (meeting:leave),
 	// whatever its connections, and removes it from the queue. Reports
 	// whether it changed (false when already left).
-	Leave(ctx context.Context, id string, now time.Time) (*Session, bool, error)
+	Leave(ctx context.Context, meetingID, id string, now time.Time) (*Session, bool, error)
 
 	// Queue returns the waiting sessions of a meeting, oldest first.
 	Queue(ctx context.Context, meetingID string) ([]*Session, error)
