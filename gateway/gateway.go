@@ -1,0 +1,463 @@
+// Package gateway is Switchboard's Socket.IO front: it authenticates
+// handshakes, decodes and bounds each event's payload, calls the domain
+// service, answers the ack and turns the service's deliveries into emits.
+// One file per domain (meetings, calls, guests, presence) holds the handlers;
+// this file holds the wiring.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"golang.org/x/time/rate"
+
+	"github.com/switchboard/switchboard/auth"
+	"github.com/switchboard/switchboard/service"
+)
+
+// Config holds the gateway's own limits; the rules' limits live in
+// service.Config.
+type Config struct {
+	RequestTimeout  time.Duration
+	MaxPayloadBytes int
+	EventsPerSecond float64
+	EventBurst      int
+	PresenceGrace   time.Duration
+	PresenceTTL     time.Duration
+	SweepInterval   time.Duration
+}
+
+// DefaultConfig returns the contract's defaults.
+func DefaultConfig() Config {
+	return Config{
+		RequestTimeout:  5 * time.Second,
+		MaxPayloadBytes: 64 << 10,
+		EventsPerSecond: 20,
+		EventBurst:      40,
+		PresenceGrace:   5 * time.Second,
+		PresenceTTL:     120 * time.Second,
+		SweepInterval:   time.Second,
+	}
+}
+
+// Verifier checks member tokens.
+type Verifier interface {
+	Verify(token string) (auth.Claims, error)
+}
+
+// Gateway binds a Socket.IO server to the domain service.
+type Gateway struct {
+	cfg      Config
+	io       *socket.Server
+	svc      *service.Service
+	verifier Verifier
+	log      zerolog.Logger
+	metrics  Metrics
+
+	mu    sync.Mutex
+	conns map[socket.SocketId]*conn
+
+	draining atomic.Bool
+}
+
+// Metrics receives the gateway's counters; nil methods are fine.
+type Metrics interface {
+	Event(event, outcome string, d time.Duration)
+	Connected(namespace string, delta int)
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Event(string, string, time.Duration) {}
+func (nopMetrics) Connected(string, int)               {}
+
+// conn is the gateway's record of one socket.
+type conn struct {
+	sock  *socket.Socket
+	actor service.Actor // members
+	guest service.Guest // guests
+	isGst bool
+	limit *rate.Limiter
+
+	mu            sync.Mutex
+	meetings      map[string]bool
+	lastHeartbeat time.Time
+	expired       bool
+	closed        bool
+}
+
+func (c *conn) joined() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.meetings))
+	for id := range c.meetings {
+		out = append(out, id)
+	}
+	return out
+}
+
+// New wires the handlers into io. The service must emit through
+// g.Emitter() (see NewEmitter).
+func New(cfg Config, io *socket.Server, svc *service.Service, v Verifier, m Metrics, log zerolog.Logger) *Gateway {
+	if m == nil {
+		m = nopMetrics{}
+	}
+	g := &Gateway{cfg: cfg, io: io, svc: svc, verifier: v, log: log, metrics: m, conns: map[socket.SocketId]*conn{}}
+	members := io.Of("/", nil)
+	members.Use(g.authenticateMember)
+	members.On("connection", func(args ...any) { g.onMember(args[0].(*socket.Socket)) })
+	guests := io.Of("/external", nil)
+	guests.Use(g.authenticateGuest)
+	guests.On("connection", func(args ...any) { g.onGuest(args[0].(*socket.Socket)) })
+	return g
+}
+
+// Emitter returns the service.Emitter that delivers through io's adapters.
+func NewEmitter(io *socket.Server, log zerolog.Logger) service.Emitter {
+	return service.EmitterFunc(func(d service.Delivery) {
+		data, err := plain(d.Data)
+		if err != nil {
+			log.Error().Err(err).Str("event", d.Event).Msg("encode broadcast")
+			return
+		}
+		nsp := io.Of(d.Namespace, nil)
+		var op *socket.BroadcastOperator
+		if len(d.Rooms) > 0 {
+			op = nsp.To(rooms(d.Rooms)...)
+		} else {
+			op = nsp.Except()
+		}
+		if len(d.Except) > 0 {
+			op = op.Except(rooms(d.Except)...)
+		}
+		if err := op.Emit(d.Event, data); err != nil {
+			log.Error().Err(err).Str("event", d.Event).Msg("broadcast")
+		}
+	})
+}
+
+// plain turns a payload into JSON-shaped values (maps, slices, strings,
+// numbers) so every encoder — the local JSON one and the cluster adapter's
+// msgpack — sends the same field names.
+func plain(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func rooms(names []string) []socket.Room {
+	out := make([]socket.Room, len(names))
+	for i, n := range names {
+		out[i] = socket.Room(n)
+	}
+	return out
+}
+
+// connectError refuses a handshake with data {code, message}.
+func connectError(code, msg string) *socket.ExtendedError {
+	return socket.NewExtendedError(msg, map[string]any{"code": code, "message": msg})
+}
+
+func authString(auth any, key string) string {
+	m, ok := auth.(map[string]any)
+	if !ok {
+		return ""
+	}
+	s, _ := m[key].(string)
+	return s
+}
+
+func (g *Gateway) authenticateMember(s *socket.Socket, next func(*socket.ExtendedError)) {
+	if g.draining.Load() {
+		next(connectError(service.CodeUnavailable, "node is draining, reconnect"))
+		return
+	}
+	token := authString(s.Handshake().Auth, "token")
+	claims, err := g.verifier.Verify(token)
+	if err != nil {
+		g.log.Info().Str("outcome", "unauthorized").Str("event", "connect").Str("reason", err.Error()).Msg("handshake refused")
+		next(connectError(service.CodeUnauthorized, "invalid or expired token"))
+		return
+	}
+	a := service.Actor{UserID: claims.UserID, DeviceID: claims.DeviceID, Name: claims.Name, ConnID: string(s.Id())}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
+	defer cancel()
+	if err := g.svc.Connect(ctx, a); err != nil {
+		e := service.AsError(err)
+		g.log.Info().Str("outcome", e.Code).Str("event", "connect").Str("user_id", a.UserID).Msg("handshake refused")
+		next(connectError(e.Code, e.Message))
+		return
+	}
+	c := &conn{sock: s, actor: a, limit: rate.NewLimiter(rate.Limit(g.cfg.EventsPerSecond), g.cfg.EventBurst),
+		meetings: map[string]bool{}, lastHeartbeat: g.svc.Now()}
+	g.mu.Lock()
+	g.conns[s.Id()] = c
+	g.mu.Unlock()
+	next(nil)
+}
+
+func (g *Gateway) authenticateGuest(s *socket.Socket, next func(*socket.ExtendedError)) {
+	if g.draining.Load() {
+		next(connectError(service.CodeUnavailable, "node is draining, reconnect"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
+	defer cancel()
+	auth := s.Handshake().Auth
+	sess, err := g.svc.AuthenticateGuest(ctx, authString(auth, "session_id"), authString(auth, "session_token"))
+	if err != nil {
+		e := service.AsError(err)
+		g.log.Info().Str("outcome", e.Code).Str("event", "connect").Msg("guest handshake refused")
+		next(connectError(e.Code, e.Message))
+		return
+	}
+	gst := service.Guest{SessionID: sess.ID, MeetingID: sess.MeetingID, ConnID: string(s.Id())}
+	if err := g.svc.GuestConnect(ctx, gst); err != nil {
+		e := service.AsError(err)
+		next(connectError(e.Code, e.Message))
+		return
+	}
+	c := &conn{sock: s, guest: gst, isGst: true, limit: rate.NewLimiter(rate.Limit(g.cfg.EventsPerSecond), g.cfg.EventBurst)}
+	g.mu.Lock()
+	g.conns[s.Id()] = c
+	g.mu.Unlock()
+	next(nil)
+}
+
+func (g *Gateway) conn(s *socket.Socket) *conn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.conns[s.Id()]
+}
+
+func (g *Gateway) onMember(s *socket.Socket) {
+	c := g.conn(s)
+	if c == nil {
+		s.Disconnect(true)
+		return
+	}
+	g.metrics.Connected(service.MembersNamespace, 1)
+	s.Join(socket.Room(service.UserRoom(c.actor.UserID)))
+	if c.actor.DeviceID != "" {
+		s.Join(socket.Room(service.DeviceRoom(c.actor.UserID, c.actor.DeviceID)))
+	}
+	g.meetingHandlers(c)
+	g.callHandlers(c)
+	g.presenceHandlers(c)
+	g.memberGuestHandlers(c)
+	s.OnAny(func(args ...any) {
+		if len(args) == 0 {
+			return
+		}
+		name, _ := args[0].(string)
+		if !memberEvents[name] {
+			g.refuse(c, name, args[1:], service.Errorf(service.CodeInvalidPayload, "unknown event %q", name))
+		}
+	})
+	s.On("disconnect", func(...any) { g.closed(c) })
+}
+
+func (g *Gateway) onGuest(s *socket.Socket) {
+	c := g.conn(s)
+	if c == nil {
+		s.Disconnect(true)
+		return
+	}
+	g.metrics.Connected(service.GuestsNamespace, 1)
+	s.Join(socket.Room(service.GuestsRoom(c.guest.MeetingID)), socket.Room(service.SessionRoom(c.guest.SessionID)))
+	g.guestHandlers(c)
+	s.OnAny(func(args ...any) {
+		if len(args) == 0 {
+			return
+		}
+		name, _ := args[0].(string)
+		if !guestEvents[name] {
+			g.refuse(c, name, args[1:], service.Errorf(service.CodeForbidden, "guests may not emit %q", name))
+		}
+	})
+	s.On("disconnect", func(...any) { g.closed(c) })
+}
+
+// closed runs once per socket when it goes away.
+func (g *Gateway) closed(c *conn) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	expired := c.expired
+	c.mu.Unlock()
+	g.mu.Lock()
+	delete(g.conns, c.sock.Id())
+	g.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
+	defer cancel()
+	var err error
+	if c.isGst {
+		g.metrics.Connected(service.GuestsNamespace, -1)
+		err = g.svc.GuestDisconnect(ctx, c.guest, g.cfg.PresenceGrace)
+	} else {
+		g.metrics.Connected(service.MembersNamespace, -1)
+		if !expired {
+			err = g.svc.Disconnect(ctx, c.actor, c.joined(), g.cfg.PresenceGrace)
+		}
+	}
+	if err != nil {
+		g.log.Warn().Err(err).Str("event", "disconnect").Msg("disconnect cleanup failed")
+	}
+}
+
+// handler is the shape of every event handler: decode into its request,
+// call the service, return the ack's fields.
+type handler func(ctx context.Context, c *conn, payload json.RawMessage) (map[string]any, error)
+
+// on registers event on c's socket with the common pipeline: rate limit,
+// size limit, timeout, ack, log and metrics.
+func (g *Gateway) on(c *conn, event string, h handler) {
+	c.sock.On(event, func(args ...any) { g.dispatch(c, event, args, h) })
+}
+
+func (g *Gateway) dispatch(c *conn, event string, args []any, h handler) {
+	start := time.Now()
+	ack, payload := splitArgs(args)
+	reply := func(fields map[string]any, err error) {
+		outcome := "ok"
+		var resp map[string]any
+		if err != nil {
+			e := service.AsError(err)
+			outcome = e.Code
+			resp = map[string]any{"success": false, "error": e.Message, "code": e.Code}
+			ev := g.log.Info()
+			if e.Code == service.CodeInternal || e.Code == service.CodeUnavailable {
+				ev = g.log.Error().Err(e.Err)
+			}
+			ev.Str("event", event).Str("outcome", e.Code).Str("socket", string(c.sock.Id())).Msg(e.Message)
+		} else {
+			resp = map[string]any{"success": true}
+			for k, v := range fields {
+				resp[k] = v
+			}
+		}
+		g.metrics.Event(event, outcome, time.Since(start))
+		if ack != nil {
+			if p, err := plain(resp); err == nil {
+				ack([]any{p}, nil)
+			}
+		}
+	}
+	if !c.limit.Allow() {
+		reply(nil, service.Errorf(service.CodeRateLimited, "more than %g events per second", g.cfg.EventsPerSecond))
+		return
+	}
+	raw, err := encodePayload(payload, g.cfg.MaxPayloadBytes)
+	if err != nil {
+		reply(nil, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
+	defer cancel()
+	type result struct {
+		fields map[string]any
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				g.log.Error().Interface("panic", r).Str("event", event).Msg("handler panic")
+				done <- result{err: service.Errorf(service.CodeInternal, "internal error")}
+			}
+		}()
+		f, err := h(ctx, c, raw)
+		done <- result{f, err}
+	}()
+	select {
+	case r := <-done:
+		reply(r.fields, r.err)
+	case <-ctx.Done():
+		reply(nil, service.Errorf(service.CodeUnavailable, "the state store did not answer in time"))
+	}
+}
+
+// refuse answers an event that is not handled.
+func (g *Gateway) refuse(c *conn, event string, args []any, err error) {
+	g.dispatch(c, event, args, func(context.Context, *conn, json.RawMessage) (map[string]any, error) { return nil, err })
+}
+
+func splitArgs(args []any) (socket.Ack, any) {
+	var ack socket.Ack
+	if n := len(args); n > 0 {
+		if a, ok := args[n-1].(socket.Ack); ok {
+			ack = a
+			args = args[:n-1]
+		} else if a, ok := args[n-1].(func([]any, error)); ok {
+			ack = a
+			args = args[:n-1]
+		}
+	}
+	var payload any
+	if len(args) > 0 {
+		payload = args[0]
+	}
+	return ack, payload
+}
+
+// encodePayload bounds the payload and returns it as JSON. A missing
+// payload is an empty object.
+func encodePayload(p any, max int) (json.RawMessage, error) {
+	if p == nil {
+		return json.RawMessage("{}"), nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, service.Errorf(service.CodeInvalidPayload, "payload is not JSON")
+	}
+	if len(b) > max {
+		return nil, service.Errorf(service.CodeTooLarge, "payload is larger than %d bytes", max)
+	}
+	return b, nil
+}
+
+// decode unmarshals a payload into a request; a payload that is not an
+// object or has fields of the wrong type is invalid_payload.
+func decode(raw json.RawMessage, into any) error {
+	if len(raw) == 0 || raw[0] != '{' {
+		return service.Errorf(service.CodeInvalidPayload, "payload must be an object")
+	}
+	if err := json.Unmarshal(raw, into); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return service.Errorf(service.CodeInvalidPayload, "field %s has the wrong type", te.Field)
+		}
+		return service.Errorf(service.CodeInvalidPayload, "payload is malformed")
+	}
+	return nil
+}
+
+// Rooms joined by a socket after a successful service call.
+func (c *conn) joinMeeting(id string) {
+	c.mu.Lock()
+	c.meetings[id] = true
+	c.mu.Unlock()
+	c.sock.Join(socket.Room(service.MeetingRoom(id)))
+}
+
+func (c *conn) leaveMeeting(id string) {
+	c.mu.Lock()
+	delete(c.meetings, id)
+	c.mu.Unlock()
+	c.sock.Leave(socket.Room(service.MeetingRoom(id)))
+}
