@@ -115,3 +115,26 @@ func (s *Service) QueryPresence(ctx context.Context, q PresenceQuery) ([]state.U
 	}
 	return out, nil
 }
+
+// Restore registers a live socket again after its node lost its lease or
+// the store lost its data: presence as a heartbeat would, and the meetings
+// it had joined. It returns the meetings that no longer exist or refuse the
+// socket, which the caller takes it out of.
+func (s *Service) Restore(ctx context.Context, a Actor, meetings []string) (lost []string, err error) {
+	if err := s.Heartbeat(ctx, a); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	for _, id := range meetings {
+		res, err := s.store.Meetings().Join(ctx, id, a.UserID, a.ConnID, now)
+		if err != nil {
+			if errors.Is(err, state.ErrUnavailable) {
+				return lost, wrap(err, "meeting")
+			}
+			lost = append(lost, id)
+			continue
+		}
+		s.afterJoin(ctx, a, res, now)
+	}
+	return lost, nil
+}

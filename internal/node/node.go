@@ -1,0 +1,235 @@
+// Package node assembles one Switchboard gateway node: the state store, the
+// Socket.IO server with its adapter, the gateway handlers, the HTTP API on
+// the same port, and the background loops (scheduled jobs, node lease and
+// reaping, presence sweep). cmd/switchboard builds one from configuration;
+// tests build them in-process with a fake clock.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/rs/zerolog"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/gateway"
+	"github.com/switchboard/switchboard/service"
+	"github.com/switchboard/switchboard/state"
+)
+
+// Options configure a node. Zero durations take the contract's defaults.
+type Options struct {
+	Service service.Config
+	Gateway gateway.Config
+	Store   state.Store
+	// Adapter carries broadcasts between nodes; nil keeps the library's
+	// in-memory adapter (one node).
+	Adapter socket.AdapterConstructor
+	// AdapterHealthy reports the adapter's pub/sub health for readiness.
+	AdapterHealthy func() bool
+	Verifier       gateway.Verifier
+	Clock          func() time.Time
+	Logger         zerolog.Logger
+
+	NodeLease    time.Duration
+	NodeRefresh  time.Duration
+	JobPoll      time.Duration
+	DrainTimeout time.Duration
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// Loops false leaves the background loops to the test (RunDue, Sweep).
+	Loops bool
+}
+
+// Node is one running gateway node.
+type Node struct {
+	opts    Options
+	IO      *socket.Server
+	Service *service.Service
+	Gateway *gateway.Gateway
+	API     *api.Server
+	Metrics *api.Metrics
+	log     zerolog.Logger
+
+	srv     *http.Server
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	leaseOK bool
+	mu      sync.Mutex
+}
+
+// New assembles a node; Serve starts it.
+func New(o Options) (*Node, error) {
+	if o.Store == nil || o.Verifier == nil {
+		return nil, errors.New("node: a store and a verifier are required")
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	def(&o.NodeLease, 10*time.Second)
+	def(&o.NodeRefresh, 2*time.Second)
+	def(&o.JobPoll, 250*time.Millisecond)
+	def(&o.DrainTimeout, 20*time.Second)
+	def(&o.PingInterval, 25*time.Second)
+	def(&o.PingTimeout, 20*time.Second)
+	log := o.Logger.With().Str("node", o.Service.NodeID).Logger()
+
+	sopts := socket.DefaultServerOptions()
+	sopts.SetPingInterval(o.PingInterval)
+	sopts.SetPingTimeout(o.PingTimeout)
+	sopts.SetMaxHttpBufferSize(int64(o.Gateway.MaxPayloadBytes) + 16<<10)
+	sopts.SetServeClient(false)
+	sopts.SetCors(&types.Cors{Origin: "*", Credentials: true})
+	if o.Adapter != nil {
+		sopts.SetAdapter(o.Adapter)
+	}
+	io := socket.NewServer(nil, sopts)
+
+	n := &Node{opts: o, IO: io, log: log, Metrics: api.NewMetrics()}
+	n.Service = service.New(o.Service, o.Store, gateway.NewEmitter(io, log), o.Clock, log)
+	n.Gateway = gateway.New(o.Gateway, io, n.Service, o.Verifier, n.Metrics, log)
+	n.API = api.New(api.Config{RequestTimeout: o.Gateway.RequestTimeout}, n.Service, o.Verifier, n.ready, n.Metrics.Registry, log)
+	sio := io.ServeHandler(nil)
+	n.API.Echo().Any("/socket.io/*", echo.WrapHandler(sio))
+	return n, nil
+}
+
+func def(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+// Handler is the node's HTTP handler (REST, health, metrics, Socket.IO).
+func (n *Node) Handler() http.Handler { return n.API.Handler() }
+
+// ready is the readiness check: the store answers, pub/sub is healthy, the
+// node holds its lease, and it is not draining.
+func (n *Node) ready(ctx context.Context) error {
+	if n.Gateway.Draining() {
+		return errors.New("draining")
+	}
+	if err := n.opts.Store.Ping(ctx); err != nil {
+		return fmt.Errorf("state store: %w", err)
+	}
+	if n.opts.AdapterHealthy != nil && !n.opts.AdapterHealthy() {
+		return errors.New("pub/sub unhealthy")
+	}
+	return nil
+}
+
+// Serve listens on l and runs the background loops until Shutdown.
+func (n *Node) Serve(l net.Listener) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.srv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Register before serving so that reaping never races the first
+	// connections.
+	n.refreshLease(ctx)
+	if n.opts.Loops {
+		n.loop(ctx, n.opts.JobPoll, func(ctx context.Context) {
+			for i := 0; i < 10; i++ {
+				if k, err := n.Service.RunDue(ctx, 100); err != nil || k < 100 {
+					if err != nil {
+						n.log.Warn().Err(err).Msg("run due jobs")
+					}
+					return
+				}
+			}
+		})
+		n.loop(ctx, n.opts.NodeRefresh, n.refreshLease)
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.Gateway.Sweep(ctx) }()
+	}
+	n.log.Info().Str("addr", l.Addr().String()).Msg("serving")
+	err := n.srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func (n *Node) loop(ctx context.Context, every time.Duration, f func(context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				f(ctx)
+			}
+		}
+	}()
+}
+
+// refreshLease renews this node's lease, re-registers what it holds when the
+// lease was lost, and turns dead nodes into reaping jobs.
+func (n *Node) refreshLease(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, n.opts.NodeRefresh)
+	defer cancel()
+	lost, err := n.opts.Store.Nodes().Refresh(cctx, n.opts.Service.NodeID, n.opts.NodeLease, n.opts.Clock())
+	if err != nil {
+		n.log.Warn().Err(err).Msg("node lease refresh")
+		return
+	}
+	n.mu.Lock()
+	first := !n.leaseOK
+	n.leaseOK = true
+	n.mu.Unlock()
+	if lost && !first {
+		k := n.Gateway.Restore(cctx)
+		n.log.Warn().Int("restored", k).Msg("lease was lost: re-registered local sockets")
+	}
+	if dead, err := n.Service.ClaimDeadNodes(cctx); err != nil {
+		n.log.Warn().Err(err).Msg("claim dead nodes")
+	} else if len(dead) > 0 {
+		n.log.Info().Strs("dead_nodes", dead).Msg("scheduled reaping")
+	}
+}
+
+// Shutdown drains the node (SPEC 6): readiness false, clients' transports
+// closed over the first half of the drain timeout, registration removed,
+// server closed, all within the drain timeout.
+func (n *Node) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.DrainTimeout)
+	defer cancel()
+	n.Gateway.Drain(ctx, n.opts.DrainTimeout/2)
+	if err := n.opts.Store.Nodes().Deregister(ctx, n.opts.Service.NodeID); err != nil {
+		n.log.Warn().Err(err).Msg("deregister")
+	}
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.IO.Close(nil)
+	var err error
+	if n.srv != nil {
+		err = n.srv.Shutdown(ctx)
+	}
+	n.wg.Wait()
+	return err
+}
+
+// Kill stops the node abruptly, as a crash would: no drain, no
+// deregistration (tests of reaping).
+func (n *Node) Kill() {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	if n.srv != nil {
+		_ = n.srv.Close()
+	}
+	n.IO.Close(nil)
+	n.wg.Wait()
+}

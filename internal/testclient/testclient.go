@@ -1,0 +1,330 @@
+// Package testclient drives a Switchboard node with the Go Socket.IO client
+// of the same library family, for end-to-end and multi-node tests and the
+// load tool: it connects with member or guest credentials, emits with acks,
+// and records every event it receives so tests can assert exactly-once
+// delivery.
+package testclient
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/zishang520/socket.io/clients/engine/v3/transports"
+	"github.com/zishang520/socket.io/clients/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// Transport selects how a client connects.
+type Transport int
+
+const (
+	// WebSocket connects with websocket only.
+	WebSocket Transport = iota
+	// Polling starts with long-polling and upgrades to websocket.
+	Polling
+	// PollingOnly never upgrades.
+	PollingOnly
+)
+
+// Options of a connection.
+type Options struct {
+	Namespace string         // "/" or "/external"
+	Auth      map[string]any // handshake auth
+	Transport Transport
+	Reconnect bool // reconnect by itself after a transport close
+	Timeout   time.Duration
+}
+
+// Event is one received server event.
+type Event struct {
+	Name string
+	Data map[string]any
+	At   time.Time
+}
+
+// Client is one socket.
+type Client struct {
+	sock *socket.Socket
+
+	mu          sync.Mutex
+	cond        *sync.Cond
+	events      []Event
+	connErr     map[string]any
+	connected   bool
+	disconnects int
+}
+
+// Dial connects to url (http://127.0.0.1:port) and waits for the connect or
+// connect_error. A refused handshake returns *ConnectError.
+func Dial(url string, o Options) (*Client, error) {
+	if o.Namespace == "" {
+		o.Namespace = "/"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	opts := socket.DefaultOptions()
+	opts.SetForceNew(true)
+	opts.SetMultiplex(false)
+	opts.SetReconnection(o.Reconnect)
+	if o.Reconnect {
+		opts.SetReconnectionDelay(100)
+		opts.SetReconnectionDelayMax(1000)
+	}
+	opts.SetTimeout(o.Timeout)
+	if o.Auth != nil {
+		opts.SetAuth(o.Auth)
+	}
+	switch o.Transport {
+	case WebSocket:
+		opts.SetTransports(types.NewSet(transports.WebSocket))
+	case Polling:
+		opts.SetTransports(types.NewSet(transports.Polling, transports.WebSocket))
+	case PollingOnly:
+		opts.SetTransports(types.NewSet(transports.Polling))
+		opts.SetUpgrade(false)
+	}
+	c := &Client{}
+	c.cond = sync.NewCond(&c.mu)
+	sock, err := socket.Connect(url+o.Namespace, opts)
+	if err != nil {
+		return nil, err
+	}
+	c.sock = sock
+	sock.On("connect", func(...any) {
+		c.mu.Lock()
+		c.connected = true
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	sock.On("connect_error", func(args ...any) {
+		c.mu.Lock()
+		c.connErr = map[string]any{"message": fmt.Sprint(args...)}
+		if len(args) > 0 {
+			if e, ok := args[0].(*types.ExtendedError); ok {
+				if d, ok := e.Data.(map[string]any); ok {
+					c.connErr = d
+				}
+			}
+		}
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	sock.On("disconnect", func(...any) {
+		c.mu.Lock()
+		c.connected = false
+		c.disconnects++
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	sock.OnAny(func(args ...any) {
+		if len(args) == 0 {
+			return
+		}
+		name, _ := args[0].(string)
+		var data map[string]any
+		if len(args) > 1 {
+			data = toMap(args[1])
+		}
+		c.mu.Lock()
+		c.events = append(c.events, Event{Name: name, Data: data, At: time.Now()})
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	if err := c.waitConnect(o.Timeout); err != nil {
+		sock.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// ConnectError is a refused handshake.
+type ConnectError struct{ Data map[string]any }
+
+func (e *ConnectError) Error() string { return fmt.Sprintf("connect_error: %v", e.Data) }
+
+// Code returns data.code.
+func (e *ConnectError) Code() string { s, _ := e.Data["code"].(string); return s }
+
+func (c *Client) waitConnect(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for !c.connected && c.connErr == nil {
+		if !c.waitUntil(deadline) {
+			return errors.New("connect timed out")
+		}
+	}
+	if c.connErr != nil && !c.connected {
+		return &ConnectError{Data: c.connErr}
+	}
+	return nil
+}
+
+// waitUntil waits on the condition until deadline; false on timeout. The
+// caller holds c.mu.
+func (c *Client) waitUntil(deadline time.Time) bool {
+	d := time.Until(deadline)
+	if d <= 0 {
+		return false
+	}
+	t := time.AfterFunc(d, func() { c.mu.Lock(); c.cond.Broadcast(); c.mu.Unlock() })
+	c.cond.Wait()
+	t.Stop()
+	return time.Now().Before(deadline)
+}
+
+// ID returns the socket id.
+func (c *Client) ID() string { return c.sock.Id() }
+
+// Connected reports whether the socket is connected.
+func (c *Client) Connected() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.connected }
+
+// WaitConnected waits for a (re)connection.
+func (c *Client) WaitConnected(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for !c.connected {
+		if !c.waitUntil(deadline) {
+			return c.connected
+		}
+	}
+	return true
+}
+
+// Disconnects counts the disconnects seen.
+func (c *Client) Disconnects() int { c.mu.Lock(); defer c.mu.Unlock(); return c.disconnects }
+
+// Close disconnects the socket.
+func (c *Client) Close() { c.sock.Disconnect() }
+
+// Ack is an acknowledgement.
+type Ack map[string]any
+
+// OK reports success.
+func (a Ack) OK() bool { v, _ := a["success"].(bool); return v }
+
+// Code returns the error code.
+func (a Ack) Code() string { s, _ := a["code"].(string); return s }
+
+// Map returns a nested object field.
+func (a Ack) Map(k string) map[string]any { m, _ := a[k].(map[string]any); return m }
+
+// Emit sends event with payload (nil: none) and waits for the ack.
+func (c *Client) Emit(event string, payload any) (Ack, error) {
+	return c.EmitTimeout(event, payload, 5*time.Second)
+}
+
+// EmitTimeout is Emit with a timeout.
+func (c *Client) EmitTimeout(event string, payload any, timeout time.Duration) (Ack, error) {
+	ch := make(chan Ack, 1)
+	cb := func(args ...any) {
+		var a Ack
+		if len(args) > 0 {
+			a = toMap(args[0])
+		}
+		select {
+		case ch <- a:
+		default:
+		}
+	}
+	var err error
+	if payload == nil {
+		err = c.sock.Emit(event, cb)
+	} else {
+		err = c.sock.Emit(event, plain(payload), cb)
+	}
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case a := <-ch:
+		return a, nil
+	case <-time.After(timeout):
+		return nil, fmt.Errorf("no ack for %s within %v", event, timeout)
+	}
+}
+
+// EmitNoAck sends event without an ack callback.
+func (c *Client) EmitNoAck(event string, payload any) error {
+	return c.sock.Emit(event, plain(payload))
+}
+
+// Wait waits until an event named name matching pred (nil: any) has been
+// received, and returns the first such event.
+func (c *Client) Wait(name string, pred func(map[string]any) bool, timeout time.Duration) (Event, bool) {
+	deadline := time.Now().Add(timeout)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		for _, e := range c.events {
+			if e.Name == name && (pred == nil || pred(e.Data)) {
+				return e, true
+			}
+		}
+		if !c.waitUntil(deadline) {
+			return Event{}, false
+		}
+	}
+}
+
+// Count returns how many events named name matching pred were received.
+func (c *Client) Count(name string, pred func(map[string]any) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, e := range c.events {
+		if e.Name == name && (pred == nil || pred(e.Data)) {
+			n++
+		}
+	}
+	return n
+}
+
+// Events returns a copy of everything received.
+func (c *Client) Events() []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Event(nil), c.events...)
+}
+
+// Reset forgets the received events.
+func (c *Client) Reset() {
+	c.mu.Lock()
+	c.events = nil
+	c.mu.Unlock()
+}
+
+// Field returns a predicate on data[k] == v.
+func Field(k string, v any) func(map[string]any) bool {
+	return func(m map[string]any) bool { return fmt.Sprint(m[k]) == fmt.Sprint(v) }
+}
+
+func toMap(v any) map[string]any {
+	if m, ok := v.(map[string]any); ok {
+		return m
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+func plain(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return v
+	}
+	return out
+}

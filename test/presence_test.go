@@ -1,0 +1,102 @@
+package test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/testclient"
+)
+
+func TestPresenceAcrossDisconnectAndReconnect(t *testing.T) {
+	e := newEnv(t)
+	watcher := e.member("watcher", "desk")
+	bob1 := e.member("bob", "phone")
+	exactlyOnce(t, watcher, "presence:user_connected", func(m map[string]any) bool { return m["user_id"] == "bob" && m["status"] == "online" })
+	bob2 := e.member("bob", "desktop")
+	never(t, watcher, "presence:user_connected", func(m map[string]any) bool { return m["user_id"] == "bob" && m["status"] == "online" && false })
+	if n := watcher.Count("presence:user_connected", testclient.Field("user_id", "bob")); n != 1 {
+		t.Fatalf("second device announced again: %d", n)
+	}
+	// Heartbeat that changes nothing: no broadcast.
+	mustOK(t, emit(t, bob1, "presence:heartbeat", nil))
+	never(t, watcher, "presence:user_connected", func(m map[string]any) bool { return false })
+
+	// One device leaves: still online. Both leave: offline after the grace.
+	bob1.Close()
+	bob2.Close()
+	time.Sleep(200 * time.Millisecond)
+	never(t, watcher, "presence:user_disconnected", nil)
+	e.runJobs(6 * time.Second)
+	d := exactlyOnce(t, watcher, "presence:user_disconnected", testclient.Field("user_id", "bob"))
+	if d["last_seen"] == "" {
+		t.Fatalf("%v", d)
+	}
+	code, body := httpJSONList(t, e.URL+"/api/presence/query", map[string]any{"user_ids": []string{"bob", "watcher", "nobody"}}, token(t, "watcher", "", ""))
+	if code != 200 || body[0]["status"] != "offline" || body[0]["last_seen"] == nil || body[1]["status"] != "online" || body[2]["status"] != "offline" {
+		t.Fatalf("query %d %v", code, body)
+	}
+
+	// A reload within the grace causes no flap.
+	bob3 := e.member("bob", "phone")
+	got(t, watcher, "presence:user_connected", func(m map[string]any) bool { return m["user_id"] == "bob" })
+	watcher.Reset()
+	bob3.Close()
+	time.Sleep(100 * time.Millisecond)
+	e.member("bob", "phone")
+	e.runJobs(6 * time.Second)
+	never(t, watcher, "presence:user_disconnected", nil)
+	never(t, watcher, "presence:user_connected", nil)
+}
+
+func TestPresenceBusyAndTTL(t *testing.T) {
+	e := newEnv(t)
+	watcher := e.member("watcher", "desk")
+	alice, bob := e.member("alice", "phone"), e.member("bob", "phone")
+	id := createCall(t, alice, "bob")
+	exactlyOnce(t, watcher, "presence:user_connected", func(m map[string]any) bool { return m["user_id"] == "alice" && m["status"] == "busy" })
+	mustOK(t, emit(t, alice, "meeting:leave", map[string]any{"meeting_id": id}))
+	exactlyOnce(t, watcher, "presence:user_connected", func(m map[string]any) bool { return m["user_id"] == "alice" && m["status"] == "online" })
+
+	// No heartbeat for the presence TTL: bob goes offline (after the grace);
+	// a heartbeat brings him back online.
+	mustOK(t, emit(t, alice, "presence:heartbeat", nil))
+	e.Clock.Advance(121 * time.Second)
+	mustOK(t, emit(t, alice, "presence:heartbeat", nil))
+	e.Node.Gateway.SweepOnce(t.Context())
+	e.runJobs(6 * time.Second)
+	exactlyOnce(t, watcher, "presence:user_disconnected", testclient.Field("user_id", "bob"))
+	never(t, watcher, "presence:user_disconnected", testclient.Field("user_id", "alice"))
+	mustOK(t, emit(t, bob, "presence:heartbeat", nil))
+	got(t, watcher, "presence:user_connected", func(m map[string]any) bool { return m["user_id"] == "bob" && m["status"] == "online" })
+}
+
+func TestHandshakeRefusalsAndLimits(t *testing.T) {
+	e := newEnv(t, func(o *nodeOptions) { o.Service.MaxConnsPerUser = 2 })
+	for _, a := range []map[string]any{nil, {"token": "garbage"}, {"token": token(t, "x", "", "") + "x"}} {
+		_, err := testclient.Dial(e.URL, testclient.Options{Auth: a})
+		if ce, ok := err.(*testclient.ConnectError); !ok || ce.Code() != "unauthorized" {
+			t.Fatalf("%v: %v", a, err)
+		}
+	}
+	e.member("alice", "a")
+	e.member("alice", "b")
+	_, err := testclient.Dial(e.URL, testclient.Options{Auth: map[string]any{"token": token(t, "alice", "c", "")}})
+	if ce, ok := err.(*testclient.ConnectError); !ok || ce.Code() != "rate_limited" {
+		t.Fatalf("third connection: %v", err)
+	}
+	// Rate limit: a burst past 40 events is refused with rate_limited.
+	c := e.member("bob", "x")
+	limited := 0
+	for i := 0; i < 60; i++ {
+		a, err := c.Emit("presence:heartbeat", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Code() == "rate_limited" {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatal("no event was rate limited")
+	}
+}
