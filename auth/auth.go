@@ -6,7 +6,8 @@
 //
 // A [Verifier] is built from exactly one key source:
 //
-//   - a shared secret: accepts exactly HS256;
+//   - a shared secret of at least [MinSecretBytes] bytes: accepts exactly
+//     HS256;
 //   - a PEM public key file: an RSA key (at least 2048 bits) accepts exactly
 //     RS256, an EC P-256 key exactly ES256;
 //   - a JWKS file: RSA and EC P-256 keys, each accepting only its own
@@ -67,8 +68,8 @@ const (
 	MaxDeviceIDBytes = 128
 	// MaxNameBytes bounds "name".
 	MaxNameBytes = 1 << 10
-	// MinSecretBytes is the secret length below which [Verifier.Warnings]
-	// warns: RFC 7518 asks for an HS256 key at least as long as the hash.
+	// MinSecretBytes is the shortest HS256 secret a verifier accepts: RFC
+	// 7518 asks for a key at least as long as the hash.
 	MinSecretBytes = 32
 )
 

@@ -60,8 +60,9 @@ type keySet struct {
 	parser *jwt.Parser
 }
 
-// NewVerifier builds a verifier from cfg, reading the key file if any. Errors
-// match ErrKeyConfig.
+// NewVerifier builds a verifier from cfg, reading the key file if any. It
+// refuses a secret shorter than MinSecretBytes and the development secret
+// given as a real one. Errors match ErrKeyConfig.
 func NewVerifier(cfg KeyConfig) (*Verifier, error) {
 	sources := 0
 	for _, s := range []string{cfg.Secret, cfg.PublicKeyFile, cfg.JWKSFile} {
@@ -74,6 +75,9 @@ func NewVerifier(cfg KeyConfig) (*Verifier, error) {
 	}
 	if cfg.Secret == DevelopmentSecret {
 		return nil, fmt.Errorf("%w: SWITCHBOARD_JWT_SECRET is the published development key; choose a secret of your own", ErrKeyConfig)
+	}
+	if cfg.Secret != "" && len(cfg.Secret) < MinSecretBytes {
+		return nil, fmt.Errorf("%w: SWITCHBOARD_JWT_SECRET is shorter than %d bytes; generate one with `openssl rand -hex 32`", ErrKeyConfig, MinSecretBytes)
 	}
 	if cfg.ClockSkew < 0 {
 		return nil, fmt.Errorf("%w: the clock skew must not be negative", ErrKeyConfig)
@@ -127,16 +131,13 @@ func (v *Verifier) Development() bool { return v.dev }
 func (v *Verifier) Algorithms() []string { return slices.Clone(v.keys.Load().algs) }
 
 // Warnings returns sentences for the start-up log about an insecure key
-// configuration: the development key, or a short secret. Empty when fine.
+// configuration (today: the development key). Empty when fine.
 func (v *Verifier) Warnings() []string {
-	var w []string
-	if v.dev {
-		w = append(w, "no JWT key is configured: running with the published development key, with which anyone can sign in as anyone; "+
-			"set SWITCHBOARD_JWT_SECRET, SWITCHBOARD_JWT_PUBLIC_KEY or SWITCHBOARD_JWT_JWKS in production")
-	} else if v.cfg.Secret != "" && len(v.cfg.Secret) < MinSecretBytes {
-		w = append(w, fmt.Sprintf("SWITCHBOARD_JWT_SECRET is shorter than %d bytes; use a random secret of at least %d bytes", MinSecretBytes, MinSecretBytes))
+	if !v.dev {
+		return nil
 	}
-	return w
+	return []string{"no JWT key is configured: running with the published development key, with which anyone can sign in as anyone; " +
+		"set SWITCHBOARD_JWT_SECRET, SWITCHBOARD_JWT_PUBLIC_KEY or SWITCHBOARD_JWT_JWKS in production"}
 }
 
 // keyFile returns the configured key file path, or "".

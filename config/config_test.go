@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/switchboard/switchboard/auth"
 )
 
 // envOf returns a getenv over m.
@@ -105,11 +107,11 @@ func TestLoad(t *testing.T) {
 	}{
 		{name: "env strings", env: map[string]string{
 			"SWITCHBOARD_ADDR": "127.0.0.1:8080", "SWITCHBOARD_NODE_ID": "switchboard-7d9f-abcde",
-			"SWITCHBOARD_LOG_LEVEL": "DEBUG", "SWITCHBOARD_JWT_SECRET": " secret with spaces ",
+			"SWITCHBOARD_LOG_LEVEL": "DEBUG", "SWITCHBOARD_JWT_SECRET": " secret with spaces, 32 bytes or more ",
 			"SWITCHBOARD_JWT_ISSUER": "https://id.example", "SWITCHBOARD_JWT_AUDIENCE": "switchboard",
 		}, want: func(c *Config) {
 			c.Addr, c.NodeID, c.LogLevel = "127.0.0.1:8080", "switchboard-7d9f-abcde", "debug"
-			c.JWTSecret = " secret with spaces " // secrets are taken byte for byte
+			c.JWTSecret = " secret with spaces, 32 bytes or more " // secrets are taken byte for byte
 			c.JWTIssuer, c.JWTAudience = "https://id.example", "switchboard"
 		}},
 		{name: "env durations and limits", env: map[string]string{
@@ -164,12 +166,12 @@ func TestLoad(t *testing.T) {
 				c.RedisURL, c.RedisShardedPubSub, c.LogLevel = "redis://localhost:6379", true, "warn"
 			}},
 		{name: "flags override env",
-			args: []string{"--ring-timeout", "30s", "--jwt-secret", "from-flag", "--redis-sharded-pubsub=false"},
+			args: []string{"--ring-timeout", "30s", "--jwt-secret", "from-flag-0123456789abcdef0123456789", "--redis-sharded-pubsub=false"},
 			env: map[string]string{"SWITCHBOARD_RING_TIMEOUT": "90s", "SWITCHBOARD_PRESENCE_GRACE": "1s",
-				"SWITCHBOARD_JWT_SECRET": "from-env", "SWITCHBOARD_REDIS_URL": "redis://r:6379",
+				"SWITCHBOARD_JWT_SECRET": "from-env-0123456789abcdef0123456789", "SWITCHBOARD_REDIS_URL": "redis://r:6379",
 				"SWITCHBOARD_REDIS_SHARDED_PUBSUB": "true"},
 			want: func(c *Config) {
-				c.RingTimeout, c.PresenceGrace, c.JWTSecret = 30*time.Second, time.Second, "from-flag"
+				c.RingTimeout, c.PresenceGrace, c.JWTSecret = 30*time.Second, time.Second, "from-flag-0123456789abcdef0123456789"
 				c.RedisURL = "redis://r:6379"
 			}},
 	} {
@@ -256,9 +258,9 @@ func TestValidationErrors(t *testing.T) {
 			want: []string{"SWITCHBOARD_NODE_REFRESH (10s) must be shorter than SWITCHBOARD_NODE_LEASE (10s)"}},
 		{name: "lease below refresh", env: map[string]string{"SWITCHBOARD_NODE_LEASE": "1s"},
 			want: []string{"SWITCHBOARD_NODE_REFRESH (2s) must be shorter than SWITCHBOARD_NODE_LEASE (1s)"}},
-		{name: "secret and public key", env: map[string]string{"SWITCHBOARD_JWT_SECRET": "s3cr3t-value", "SWITCHBOARD_JWT_PUBLIC_KEY": keyFile},
+		{name: "secret and public key", env: map[string]string{"SWITCHBOARD_JWT_SECRET": "s3cr3t-value-0123456789abcdef0123456789", "SWITCHBOARD_JWT_PUBLIC_KEY": keyFile},
 			want: []string{"set only one of SWITCHBOARD_JWT_SECRET, SWITCHBOARD_JWT_PUBLIC_KEY"}},
-		{name: "all three key sources", env: map[string]string{"SWITCHBOARD_JWT_SECRET": "s3cr3t-value",
+		{name: "all three key sources", env: map[string]string{"SWITCHBOARD_JWT_SECRET": "s3cr3t-value-0123456789abcdef0123456789",
 			"SWITCHBOARD_JWT_PUBLIC_KEY": keyFile, "SWITCHBOARD_JWT_JWKS": keyFile},
 			want: []string{"set only one of SWITCHBOARD_JWT_SECRET, SWITCHBOARD_JWT_PUBLIC_KEY, SWITCHBOARD_JWT_JWKS"}},
 		{name: "missing key file", env: map[string]string{"SWITCHBOARD_JWT_JWKS": filepath.Join(dir, "nope.json")},
@@ -290,6 +292,10 @@ func TestValidationErrors(t *testing.T) {
 		{name: "cluster and sentinel", args: []string{"--redis-sentinel-addrs", "s:1"},
 			env:  map[string]string{"SWITCHBOARD_REDIS_CLUSTER_ADDRS": "r:6379", "SWITCHBOARD_REDIS_SENTINEL_MASTER": "m"},
 			want: []string{"set only one of SWITCHBOARD_REDIS_CLUSTER_ADDRS, --redis-sentinel-addrs"}},
+		{name: "short JWT secret", env: map[string]string{"SWITCHBOARD_JWT_SECRET": "CHANGE-ME"},
+			want: []string{"SWITCHBOARD_JWT_SECRET: is shorter than 32 bytes"}},
+		{name: "development key as JWT secret", args: []string{"--jwt-secret", auth.DevelopmentSecret},
+			want: []string{"--jwt-secret: is the published development key"}},
 		{name: "sharded pub/sub without redis", env: map[string]string{"SWITCHBOARD_REDIS_SHARDED_PUBSUB": "true"},
 			want: []string{"SWITCHBOARD_REDIS_SHARDED_PUBSUB needs a Redis"}},
 		{name: "unknown log level", env: map[string]string{"SWITCHBOARD_LOG_LEVEL": "verbose"},
@@ -342,7 +348,7 @@ func TestValidationErrors(t *testing.T) {
 			if !strings.Contains(tc.name, "every problem") && len(ce.Problems) != 1 {
 				t.Errorf("got %d problems, want 1: %q", len(ce.Problems), ce.Problems)
 			}
-			for _, secret := range []string{"hunter2", "s3cr3t-value"} {
+			for _, secret := range []string{"hunter2", "s3cr3t-value", "CHANGE-ME", auth.DevelopmentSecret} {
 				if strings.Contains(msg, secret) {
 					t.Errorf("error %q leaks a secret", msg)
 				}
@@ -353,7 +359,7 @@ func TestValidationErrors(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	for _, arg := range []string{"-h", "--help"} {
-		_, err := Load([]string{arg}, envOf(map[string]string{"SWITCHBOARD_JWT_SECRET": "s3cr3t-value"}))
+		_, err := Load([]string{arg}, envOf(map[string]string{"SWITCHBOARD_JWT_SECRET": "s3cr3t-value-0123456789abcdef0123456789"}))
 		if !errors.Is(err, flag.ErrHelp) || errors.Is(err, ErrInvalid) {
 			t.Fatalf("%s: %v, want flag.ErrHelp", arg, err)
 		}
@@ -363,7 +369,7 @@ func TestHelp(t *testing.T) {
 				t.Fatalf("usage lacks %s / --%s", s.env(), s.flag())
 			}
 		}
-		if strings.Contains(msg, "s3cr3t-value") {
+		if strings.Contains(msg, "s3cr3t-value-0123456789abcdef0123456789") {
 			t.Fatal("usage prints the secret")
 		}
 	}
@@ -439,7 +445,7 @@ func TestContractNames(t *testing.T) {
 }
 
 func TestRedaction(t *testing.T) {
-	const secret = "s3cr3t-value"
+	const secret = "s3cr3t-value-0123456789abcdef0123456789"
 	c, err := Load(nil, envOf(map[string]string{
 		"SWITCHBOARD_JWT_SECRET": secret,
 		"SWITCHBOARD_REDIS_URL":  "rediss://default:hunter2@redis.example:6380/0?dial_timeout=3s&password=hunter3",

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard/switchboard/auth"
 )
 
 // ErrInvalid is matched by every error Load returns except a help request.
@@ -313,6 +315,13 @@ func (l *loader) validateJWT(c *Config) {
 	var sources []string
 	if c.JWTSecret != "" {
 		sources = append(sources, l.of(c, &c.JWTSecret))
+		// Never quote the secret.
+		switch {
+		case c.JWTSecret == auth.DevelopmentSecret:
+			l.problem("%s: is the published development key; generate a secret with `openssl rand -hex 32`", l.of(c, &c.JWTSecret))
+		case len(c.JWTSecret) < auth.MinSecretBytes:
+			l.problem("%s: is shorter than %d bytes; generate one with `openssl rand -hex 32`", l.of(c, &c.JWTSecret), auth.MinSecretBytes)
+		}
 	}
 	for _, path := range []*string{&c.JWTPublicKey, &c.JWTJWKS} {
 		if *path == "" {
