@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -155,41 +154,39 @@ func (v *Verifier) keyFile() string {
 func (v *Verifier) Reload() error {
 	v.reloadMu.Lock()
 	defer v.reloadMu.Unlock()
-	_, err := v.reloadLocked(false)
-	return err
+	return v.reloadLocked(false)
 }
 
-// reloadLocked reads the key file and parses it and swaps the keys in;
-// with onlyIfChanged, only when its content differs from the last read. It
-// reports whether the content changed.
-func (v *Verifier) reloadLocked(onlyIfChanged bool) (bool, error) {
+// reloadLocked reads the key file, parses it and swaps the keys in; with
+// onlyIfChanged, only when its content differs from the last read.
+func (v *Verifier) reloadLocked(onlyIfChanged bool) error {
 	path := v.keyFile()
 	if path == "" {
-		return false, nil
+		return nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return true, fmt.Errorf("%w: read %s: %w", ErrKeyConfig, path, err)
+		return fmt.Errorf("%w: read %s: %w", ErrKeyConfig, path, err)
 	}
 	sum := sha256.Sum256(data)
 	if onlyIfChanged && sum == v.lastSum {
-		return false, nil
+		return nil
 	}
 	v.lastSum = sum
 	ks := &keySet{}
 	if v.cfg.JWKSFile != "" {
 		if ks.byKID, err = parseJWKS(data); err != nil {
-			return true, fmt.Errorf("%w: JWKS %s: %w", ErrKeyConfig, path, err)
+			return fmt.Errorf("%w: JWKS %s: %w", ErrKeyConfig, path, err)
 		}
 	} else {
-		pk, err := parsePublicKeyPEM(bytes.TrimSpace(data))
+		pk, err := parsePublicKeyPEM(data)
 		if err != nil {
-			return true, fmt.Errorf("%w: public key %s: %w", ErrKeyConfig, path, err)
+			return fmt.Errorf("%w: public key %s: %w", ErrKeyConfig, path, err)
 		}
 		ks.single = &pk
 	}
 	v.keys.Store(newKeySet(ks))
-	return true, nil
+	return nil
 }
 
 // Watch checks the key file every interval until ctx is done and reloads it
@@ -211,7 +208,7 @@ func (v *Verifier) Watch(ctx context.Context, interval time.Duration, onError fu
 		case <-t.C:
 		}
 		v.reloadMu.Lock()
-		_, err := v.reloadLocked(true)
+		err := v.reloadLocked(true)
 		v.reloadMu.Unlock()
 		switch {
 		case err == nil:
