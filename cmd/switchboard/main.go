@@ -1,0 +1,203 @@
+// Command switchboard runs a Switchboard gateway node.
+//
+//	switchboard                 serve (embedded in-memory mode without SWITCHBOARD_REDIS_URL)
+//	switchboard token --sub alice [--did phone] [--name Alice] [--ttl 24h]
+//	switchboard healthcheck     exit 0 when GET /healthz of the local node answers 200
+//
+// Every setting is an environment variable with a flag of the same name
+// (see the README's configuration table).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/switchboard/switchboard/adapter"
+	"github.com/switchboard/switchboard/auth"
+	"github.com/switchboard/switchboard/config"
+	"github.com/switchboard/switchboard/gateway"
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/service"
+	"github.com/switchboard/switchboard/state"
+	"github.com/switchboard/switchboard/state/memory"
+	stateredis "github.com/switchboard/switchboard/state/redis"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "token":
+			return auth.TokenCommand(args[1:], getenv, stdout)
+		case "healthcheck":
+			return healthcheck(args[1:], getenv)
+		}
+	}
+	cfg, err := config.Load(args, getenv)
+	if err != nil {
+		return err
+	}
+	return serve(cfg, stderr)
+}
+
+func healthcheck(args []string, getenv func(string) string) error {
+	cfg, err := config.Load(args, getenv)
+	if err != nil {
+		return err
+	}
+	_, port, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return err
+	}
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + port + "/healthz")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func serve(cfg config.Config, stderr io.Writer) error {
+	level, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	log := zerolog.New(stderr).Level(level).With().Timestamp().Str("node", cfg.NodeID).Logger()
+
+	verifier, err := auth.NewVerifier(auth.KeyConfig{Secret: cfg.JWTSecret, PublicKeyFile: cfg.JWTPublicKey,
+		JWKSFile: cfg.JWTJWKS, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, ClockSkew: cfg.JWTClockSkew})
+	if err != nil {
+		return err
+	}
+	if verifier.Development() {
+		log.Warn().Msg("no JWT key configured: running with the INSECURE development key (switchboard token signs with it); set SWITCHBOARD_JWT_SECRET, SWITCHBOARD_JWT_PUBLIC_KEY or SWITCHBOARD_JWT_JWKS in production")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go verifier.Watch(ctx, cfg.JWTReloadInterval, func(err error) { log.Error().Err(err).Msg("reload JWT keys") })
+
+	opts := node.Options{
+		Service:      serviceConfig(cfg),
+		Gateway:      gatewayConfig(cfg),
+		Verifier:     verifier,
+		Logger:       log,
+		NodeLease:    cfg.NodeLease,
+		NodeRefresh:  cfg.NodeRefresh,
+		JobPoll:      cfg.JobPollInterval,
+		DrainTimeout: cfg.DrainTimeout,
+		Loops:        true,
+	}
+	var store state.Store
+	if cfg.Embedded() {
+		store = memory.New(time.Now)
+		log.Info().Msg("embedded mode: in-memory state, one node (set SWITCHBOARD_REDIS_URL to join a cluster)")
+	} else {
+		client, err := redisClient(cfg)
+		if err != nil {
+			return err
+		}
+		store = stateredis.New(client, stateredis.Options{})
+		b := adapter.New(adapter.Config{Client: client, Sharded: cfg.RedisShardedPubSub, RequestTimeout: cfg.RequestTimeout, ProbeInterval: cfg.ProbeInterval, Logger: log})
+		opts.Adapter = b
+		opts.AdapterHealthy = b.Healthy
+		defer b.Close()
+	}
+	defer store.Close()
+	opts.Store = store
+
+	n, err := node.New(opts)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	log.Info().Str("config", cfg.String()).Msg("starting")
+	errc := make(chan error, 1)
+	go func() { errc <- n.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info().Dur("drain_timeout", cfg.DrainTimeout).Msg("draining")
+	if err := n.Shutdown(context.Background()); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn().Err(err).Msg("shutdown")
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+func redisClient(cfg config.Config) (goredis.UniversalClient, error) {
+	switch {
+	case len(cfg.RedisClusterAddrs) > 0:
+		return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cfg.RedisClusterAddrs}), nil
+	case len(cfg.RedisSentinelAddrs) > 0:
+		return goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: cfg.RedisSentinelMaster, SentinelAddrs: cfg.RedisSentinelAddrs}), nil
+	}
+	o, err := goredis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("SWITCHBOARD_REDIS_URL: %w", err)
+	}
+	return goredis.NewClient(o), nil
+}
+
+func serviceConfig(c config.Config) service.Config {
+	s := service.DefaultConfig()
+	s.NodeID = c.NodeID
+	s.RingTimeout = c.RingTimeout
+	s.PresenceTTL = c.PresenceTTL
+	s.PresenceGrace = c.PresenceGrace
+	s.AdmissionCooldown = c.AdmissionCooldown
+	s.MeetingRetention = c.MeetingRetention
+	s.MaxCallLength = c.MaxCallLength
+	s.GuestSessionTTL = c.GuestSessionTTL
+	s.ReminderLead = c.ReminderLead
+	s.MaxParticipants = c.MaxParticipants
+	s.MaxRecipients = c.MaxRecipients
+	s.MaxInviteLive = c.MaxInviteLive
+	s.MaxConnsPerUser = c.MaxConnsPerUser
+	s.MaxTitleBytes = c.MaxTitleBytes
+	s.MaxDescriptionBytes = c.MaxDescriptionBytes
+	s.MaxDisplayNameBytes = c.MaxDisplayNameBytes
+	s.MaxEnvelopeBytes = c.MaxEnvelopeBytes
+	s.MaxPresenceQuery = c.MaxPresenceQuery
+	return s
+}
+
+func gatewayConfig(c config.Config) gateway.Config {
+	g := gateway.DefaultConfig()
+	g.RequestTimeout = c.RequestTimeout
+	g.MaxPayloadBytes = c.MaxPayloadBytes
+	g.EventsPerSecond = float64(c.EventsPerSecond)
+	g.EventBurst = c.EventBurst
+	g.PresenceGrace = c.PresenceGrace
+	g.PresenceTTL = c.PresenceTTL
+	if c.SweepInterval > 0 {
+		g.SweepInterval = c.SweepInterval
+	}
+	return g
+}
+
