@@ -1,0 +1,5 @@
+-- createMeeting stores a new meeting unless its id exists.
+-- KEYS[1] meeting. ARGV[1] meeting JSON, ARGV[2] TTL (ms, >= 1).
+if redis.call('EXISTS', KEYS[1]) == 1 then return fail('conflict') end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return reply({})

@@ -1,0 +1,266 @@
+-- prelude.lua: helpers shared by every Switchboard script. The Go side
+-- prepends this file to each script before loading it, so every script is
+-- one self-contained EVAL that touches the keys of one hash slot.
+--
+-- Conventions:
+--   * Times are TimeLayout strings ("2006-01-02T15:04:05.000Z"); they sort in
+--     time order, so scripts compare them as strings. Durations and
+--     deadlines used for TTLs are Unix milliseconds passed by Go.
+--   * The clock is never read here: "now" always comes from ARGV.
+--   * A script answers with one JSON object. A refused transition answers
+--     {"e": "<code>", "detail": "..."}; the Go side maps the code to an error
+--     of package state.
+--   * cjson encodes an empty Lua table as {}: a table that Go decodes as an
+--     array is dropped (set to nil) when empty, never stored as {}.
+
+local NULL = cjson.null
+
+-- fail answers a refused transition with a domain error code.
+local function fail(code, detail)
+  return cjson.encode({e = code, detail = detail})
+end
+
+-- reply answers a successful transition.
+local function reply(t)
+  return cjson.encode(t)
+end
+
+-- set reports whether a decoded JSON value is present (not absent, not null).
+local function set(v)
+  return v ~= nil and v ~= NULL
+end
+
+-- nonempty returns t, or nil when t is an empty table (see the cjson note).
+local function nonempty(t)
+  if type(t) ~= 'table' or next(t) == nil then return nil end
+  return t
+end
+
+local function get_json(key)
+  local raw = redis.call('GET', key)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+
+-- ms converts a TimeLayout string to Unix milliseconds (days from the civil
+-- date, proleptic Gregorian calendar).
+local function ms(s)
+  local y, mo, d, h, mi, sec, milli = string.match(s,
+    '^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)%.(%d+)Z$')
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((mo + 9) % 12) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  local days = era * 146097 + doe - 719468
+  return ((days * 24 + tonumber(h)) * 60 + tonumber(mi)) * 60000 +
+    tonumber(sec) * 1000 + tonumber(milli)
+end
+
+-- expire makes key live until deadline, both in Unix ms as seen from now.
+-- A deadline that is not after now deletes the key. Returns the TTL set.
+local function expire(key, deadline, now)
+  local ttl = math.floor(deadline - now)
+  if ttl < 1 then
+    redis.call('DEL', key)
+    return 0
+  end
+  redis.call('PEXPIRE', key, string.format('%d', ttl))
+  return ttl
+end
+
+-- extend is expire that never shortens a TTL already set.
+local function extend(key, deadline, now)
+  local ttl = math.floor(deadline - now)
+  if ttl < 1 then return end
+  local cur = redis.call('PTTL', key)
+  if cur < ttl then
+    redis.call('PEXPIRE', key, string.format('%d', ttl))
+  end
+end
+
+---------------------------------------------------------------- meetings
+
+-- find returns the participant entry of user, or nil.
+local function find(m, user)
+  for _, p in ipairs(m.participants or {}) do
+    if p.user_id == user then return p end
+  end
+  return nil
+end
+
+-- room returns the meeting's connection lists by user (_conns).
+local function room(m)
+  if type(m._conns) ~= 'table' then m._conns = {} end
+  return m._conns
+end
+
+local function in_room(m, user)
+  local list = room(m)[user]
+  return type(list) == 'table' and #list > 0
+end
+
+local function count_active(m)
+  local n = 0
+  for _, list in pairs(room(m)) do
+    if type(list) == 'table' and #list > 0 then n = n + 1 end
+  end
+  return n
+end
+
+-- tidy recomputes active_count and drops the empty tables that Go would not
+-- decode (an empty connection list, an empty participants array).
+local function tidy(m)
+  local cs = room(m)
+  for u, list in pairs(cs) do
+    if type(list) ~= 'table' or #list == 0 then cs[u] = nil end
+  end
+  m.active_count = count_active(m)
+  if next(cs) == nil then m._conns = nil end
+  if type(m.participants) == 'table' and #m.participants == 0 then m.participants = nil end
+  if type(m._reminded) == 'table' and next(m._reminded) == nil then m._reminded = nil end
+  if not m._answered then m._answered = nil end
+  return m
+end
+
+-- touch records one change: every successful transition bumps version once.
+local function touch(m, now)
+  m.version = (tonumber(m.version) or 0) + 1
+  m.updated_at = now
+end
+
+-- save writes the meeting back, keeping its TTL.
+local function save(key, m)
+  redis.call('SET', key, cjson.encode(tidy(m)), 'KEEPTTL')
+end
+
+-- over reports whether a scheduled meeting has ended in fact: its end time
+-- has passed and its room is empty (SPEC 4.2), recorded or not.
+local function over(m, now)
+  return not m.is_instant_call and m.end_time < now and count_active(m) == 0
+end
+
+-- enter puts connection conn of participant p in the room with the given
+-- status. It returns nil when conn was already there (nothing changes), or
+-- the flags of a JoinResult.
+local function enter(m, p, conn, status, now)
+  local cs = room(m)
+  local list = cs[p.user_id]
+  if type(list) == 'table' then
+    for _, c in ipairs(list) do
+      if c == conn then return nil end
+    end
+  end
+  local r = {first_joined = count_active(m) == 0}
+  if type(list) ~= 'table' or #list == 0 then
+    list = {}
+    cs[p.user_id] = list
+    r.user_joined = true
+    p.joined_at = now
+    p.left_at = NULL
+  end
+  table.insert(list, conn)
+  p.status = status
+  p._ring_deadline = nil
+  return r
+end
+
+-- present reports whether a call still has a present user: status joined or
+-- accepted with a connection in the room.
+local function present(m)
+  for _, p in ipairs(m.participants or {}) do
+    if (p.status == 'joined' or p.status == 'accepted') and in_room(m, p.user_id) then
+      return true
+    end
+  end
+  return false
+end
+
+-- all_out reports whether every participant but the owner declined or
+-- missed the call.
+local function all_out(m)
+  for _, p in ipairs(m.participants or {}) do
+    if p.role ~= 'owner' and p.status ~= 'declined' and p.status ~= 'missed' then
+      return false
+    end
+  end
+  return true
+end
+
+-- end_call ends a call and deletes it with what lives in its slot (KEYS).
+local function end_call(m, now)
+  m.status = 'ended'
+  m.ended_at = now
+  tidy(m)
+  redis.call('DEL', unpack(KEYS))
+end
+
+---------------------------------------------------------------- sessions
+
+local function save_session(key, s)
+  if type(s._conns) ~= 'table' or #s._conns == 0 then s._conns = nil end
+  redis.call('SET', key, cjson.encode(s), 'KEEPTTL')
+end
+
+-- load_session returns the live session at key, or nil when it is unknown
+-- or expired as seen from now.
+local function load_session(key, now)
+  local s = get_json(key)
+  if not s or s.expires_at <= now then return nil end
+  return s
+end
+
+---------------------------------------------------------------- presence
+
+-- load_presence returns the stored status of a user (offline when none) and
+-- their connection entries by id.
+local function load_presence(key)
+  local all = redis.call('HGETALL', key)
+  local st, conns = 'offline', {}
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if f == 'st' then
+      st = all[i + 1]
+    elseif string.sub(f, 1, 2) == 'c:' then
+      conns[string.sub(f, 3)] = cjson.decode(all[i + 1])
+    end
+  end
+  return st, conns
+end
+
+-- derive returns the status the live connections give (busy when one is in
+-- a meeting), or nil when no connection is live at now.
+local function derive(conns, now)
+  local live, busy = false, false
+  for _, c in pairs(conns) do
+    if tonumber(c.x) > now then
+      live = true
+      if type(c.m) == 'table' and next(c.m) ~= nil then busy = true end
+    end
+  end
+  if busy then return 'busy' end
+  if live then return 'online' end
+  return nil
+end
+
+-- keep_presence sets the TTL of a user's presence hash: until the last
+-- connection expiry plus hold (so that SettleOffline still finds a user
+-- whose connections expired), at least now + hold while an offline
+-- transition is pending, and at least the last_seen retention. Entries of
+-- connections dead for longer than hold are dropped.
+local function keep_presence(key, conns, st, now, hold)
+  local deadline = 0
+  for id, c in pairs(conns) do
+    local x = tonumber(c.x) + hold
+    if x <= now then
+      redis.call('HDEL', key, 'c:' .. id)
+    elseif x > deadline then
+      deadline = x
+    end
+  end
+  if st ~= 'offline' and now + hold > deadline then deadline = now + hold end
+  local lsx = tonumber(redis.call('HGET', key, 'lsx') or '0')
+  if lsx > deadline then deadline = lsx end
+  expire(key, deadline, now)
+end

@@ -1,0 +1,18 @@
+-- requestAdmission puts a guest session in its meeting's admission queue.
+-- KEYS[1] session, KEYS[2] the meeting's queue. ARGV[1] now, ARGV[2] now
+-- (ms), ARGV[3] session id, ARGV[4] "1" to replace the display name,
+-- ARGV[5] the display name.
+local now, now_ms, id = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local s = load_session(KEYS[1], now)
+if not s then return fail('not_found') end
+if s.status == 'waiting' or s.status == 'admitted' then return fail('conflict') end
+if s.status == 'declined' and set(s._retry_after) and now < s._retry_after then
+  return fail('rate_limited', 'asked again inside the admission cooldown')
+end
+s.status = 'waiting'
+s._queued_at = now
+if ARGV[4] == '1' then s.display_name = ARGV[5] end
+save_session(KEYS[1], s)
+redis.call('ZADD', KEYS[2], now_ms, id)
+extend(KEYS[2], ms(s.expires_at), now_ms)
+return reply({s = s})

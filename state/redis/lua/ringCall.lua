@@ -1,0 +1,38 @@
+-- ringCall marks the online recipients of a call as ringing until the ring
+-- deadline.
+-- KEYS[1] call. ARGV[1] now, ARGV[2] actor, ARGV[3] ring deadline,
+-- ARGV[4] n = number of recipients, ARGV[5..4+n] recipients, the rest: the
+-- recipients that are online.
+local now, actor, deadline, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local m = get_json(KEYS[1])
+if not m or not m.is_instant_call then return fail('not_found') end
+if not find(m, actor) then return fail('not_found') end
+local recipients, online, bad, badseen = {}, {}, {}, {}
+for i = 5, 4 + n do table.insert(recipients, ARGV[i]) end
+for i = 5 + n, #ARGV do online[ARGV[i]] = true end
+for _, u in ipairs(recipients) do
+  if (u == actor or not find(m, u)) and not badseen[u] then
+    badseen[u] = true
+    table.insert(bad, u)
+  end
+end
+if #bad > 0 then
+  return fail('invalid', 'not a participant the caller may ring: ' .. table.concat(bad, ', '))
+end
+local rang, seen = {}, {}
+for _, u in ipairs(recipients) do
+  if not seen[u] then
+    seen[u] = true
+    local q = find(m, u)
+    if online[u] and (q.status == 'invited' or q.status == 'ringing' or q.status == 'missed') then
+      q.status = 'ringing'
+      q._ring_deadline = deadline
+      table.insert(rang, u)
+    end
+  end
+end
+if #rang > 0 then
+  touch(m, now)
+  save(KEYS[1], m)
+end
+return reply({m = tidy(m), users = nonempty(rang)})

@@ -1,0 +1,23 @@
+-- updateMeeting applies a meeting:update patch and moves the TTL to the new
+-- end time + retention.
+-- KEYS[1] meeting. ARGV[1] now, ARGV[2] now (ms), ARGV[3] actor,
+-- ARGV[4] retention (ms), ARGV[5] patch JSON (only the fields to change).
+local now, now_ms, actor = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local m = get_json(KEYS[1])
+if not m then return fail('not_found') end
+local p = find(m, actor)
+if not p then return fail('not_found') end
+if p.role ~= 'owner' then return fail('forbidden') end
+if m.status == 'ended' then return fail('conflict') end
+local patch = cjson.decode(ARGV[5])
+local old_end = m.end_time
+for _, f in ipairs({'title', 'description', 'start_time', 'end_time', 'allow_external'}) do
+  if patch[f] ~= nil then m[f] = patch[f] end
+end
+if not (m.end_time > m.start_time) then
+  return fail('invalid', 'end_time must be after start_time')
+end
+touch(m, now)
+save(KEYS[1], m)
+local ttl = expire(KEYS[1], ms(m.end_time) + tonumber(ARGV[4]), now_ms)
+return reply({m = m, grew = m.end_time > old_end, pttl = ttl})

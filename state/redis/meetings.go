@@ -1,0 +1,339 @@
+package redis
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard/switchboard/state"
+)
+
+// meetings implements state.Meetings. A meeting is one JSON string at
+// {<id>}:meeting; each participant's {u:<user>}:meetings set indexes it for
+// ListForUser.
+type meetings Store
+
+var _ state.Meetings = (*meetings)(nil)
+
+func (s *meetings) st() *Store { return (*Store)(s) }
+
+// Create implements state.Meetings.
+func (s *meetings) Create(ctx context.Context, m *state.Meeting, retention time.Duration, now time.Time) error {
+	expiry := m.EndTime.Time
+	if !m.IsInstantCall {
+		expiry = expiry.Add(retention)
+	}
+	ttl := ttlUntil(expiry, now)
+	doc := m.Clone()
+	for u, cs := range doc.Conns {
+		if len(cs) == 0 {
+			delete(doc.Conns, u) // an empty list would come back from Lua as {}
+		}
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return fmt.Errorf("redis create meeting: %w", err)
+	}
+	users := m.Everyone()
+	v, err := s.st().runWith(ctx, s.sc.createMeeting, []string{s.keys.meeting(m.ID)},
+		[]any{b, ttl.Milliseconds()},
+		func(p goredis.Pipeliner) { s.st().indexMeeting(ctx, p, m.ID, users, ttl) })
+	_, err = s.st().decode("create meeting", v, err)
+	return err
+}
+
+// Get implements state.Meetings.
+func (s *meetings) Get(ctx context.Context, id string) (*state.Meeting, error) {
+	b, err := s.c.Get(ctx, s.keys.meeting(id)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("redis get meeting %s: %w", id, state.ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.st().fail("get meeting", err)
+	}
+	return decodeMeeting(b)
+}
+
+func decodeMeeting(b []byte) (*state.Meeting, error) {
+	var m state.Meeting
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("redis: decode meeting: %w", err)
+	}
+	return &m, nil
+}
+
+// ListForUser implements state.Meetings. It reads the user's index, then
+// every indexed meeting in one pipeline, and drops the index entries of
+// meetings that are gone or do not list the user (an index write whose
+// transition was refused).
+func (s *meetings) ListForUser(ctx context.Context, user string, upcoming bool, now time.Time, offset, limit int) ([]*state.Meeting, error) {
+	idx := s.keys.userMeetings(user)
+	ids, err := s.c.SMembers(ctx, idx).Result()
+	if err != nil {
+		return nil, s.st().fail("list meetings", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	gets := make([]*goredis.StringCmd, len(ids))
+	_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, id := range ids {
+			gets[i] = p.Get(ctx, s.keys.meeting(id))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, s.st().fail("list meetings", err)
+	}
+	var (
+		stale []any
+		out   []*state.Meeting
+		nowT  = state.At(now)
+	)
+	for i, g := range gets {
+		b, err := g.Bytes()
+		if errors.Is(err, goredis.Nil) {
+			stale = append(stale, ids[i])
+			continue
+		}
+		if err != nil {
+			return nil, s.st().fail("list meetings", err)
+		}
+		m, err := decodeMeeting(b)
+		if err != nil {
+			return nil, err
+		}
+		if m.Participant(user) == nil {
+			stale = append(stale, ids[i])
+			continue
+		}
+		isUpcoming := !m.EndTime.Before(nowT.Time) && m.Status != state.StatusEnded
+		if isUpcoming == upcoming {
+			out = append(out, m)
+		}
+	}
+	if len(stale) > 0 {
+		// Repair the index; a failure only leaves work for the next read.
+		_ = s.c.SRem(ctx, idx, stale...).Err()
+	}
+	slices.SortFunc(out, func(a, b *state.Meeting) int {
+		c := a.StartTime.Compare(b.StartTime.Time)
+		if !upcoming {
+			c = -c
+		}
+		return cmp.Or(c, cmp.Compare(a.ID, b.ID))
+	})
+	offset = max(offset, 0)
+	if offset >= len(out) || limit <= 0 {
+		return nil, nil
+	}
+	return out[offset:min(len(out), offset+limit)], nil
+}
+
+// Update implements state.Meetings. When the new end time moves the
+// meeting's expiry later, the participants' indexes are extended to match
+// in a second, idempotent round trip.
+func (s *meetings) Update(ctx context.Context, id, actor string, p state.MeetingPatch, retention time.Duration, now time.Time) (*state.Meeting, error) {
+	patch := map[string]any{}
+	if p.Title != nil {
+		patch["title"] = *p.Title
+	}
+	if p.Description != nil {
+		patch["description"] = *p.Description
+	}
+	for name, t := range map[string]*state.Time{"start_time": p.StartTime, "end_time": p.EndTime} {
+		if t == nil {
+			continue
+		}
+		if t.IsZero() {
+			return nil, fmt.Errorf("redis update meeting: %s is zero: %w", name, state.ErrInvalid)
+		}
+		patch[name] = t.String()
+	}
+	if p.AllowExternal != nil {
+		patch["allow_external"] = *p.AllowExternal
+	}
+	b, err := json.Marshal(patch)
+	if err != nil {
+		return nil, fmt.Errorf("redis update meeting: %w", err)
+	}
+	v, err := s.st().run(ctx, s.sc.updateMeeting, []string{s.keys.meeting(id)},
+		stamp(now), millis(now), actor, retention.Milliseconds(), b)
+	r, err := s.st().decode("update meeting", v, err)
+	if err != nil {
+		return nil, err
+	}
+	if r.Grew && r.PTTL > 0 {
+		ttl := time.Duration(r.PTTL) * time.Millisecond
+		users := r.M.Everyone()
+		_, _ = s.c.Pipelined(ctx, func(pp goredis.Pipeliner) error {
+			s.st().indexMeeting(ctx, pp, id, users, ttl)
+			return nil
+		})
+	}
+	return r.M, nil
+}
+
+// Start implements state.Meetings.
+func (s *meetings) Start(ctx context.Context, id, actor string, now time.Time) (*state.Meeting, error) {
+	v, err := s.st().run(ctx, s.sc.startMeeting, []string{s.keys.meeting(id)}, stamp(now), actor)
+	r, err := s.st().decode("start meeting", v, err)
+	if err != nil {
+		return nil, err
+	}
+	return r.M, nil
+}
+
+// Join implements state.Meetings.
+func (s *meetings) Join(ctx context.Context, id, actor, conn string, now time.Time) (*state.JoinResult, error) {
+	v, err := s.st().run(ctx, s.sc.joinMeeting, []string{s.keys.meeting(id)}, stamp(now), actor, conn)
+	r, err := s.st().decode("join meeting", v, err)
+	if err != nil {
+		return nil, err
+	}
+	return r.joinResult(), nil
+}
+
+func (r *reply) joinResult() *state.JoinResult {
+	return &state.JoinResult{Meeting: r.M, Already: r.Already, UserJoined: r.UserJoined,
+		FirstJoined: r.FirstJoined, Started: r.Started}
+}
+
+func (r *reply) callResult() *state.CallResult {
+	return &state.CallResult{Meeting: r.M, Missed: r.Users, Ended: r.Ended, Deleted: r.Deleted, Reason: r.Reason}
+}
+
+// Leave implements state.Meetings.
+func (s *meetings) Leave(ctx context.Context, id, actor, conn string, now time.Time) (*state.LeaveResult, error) {
+	v, err := s.st().run(ctx, s.sc.leaveMeeting, []string{s.keys.meeting(id), s.keys.queue(id)}, stamp(now), actor, conn)
+	r, err := s.st().decode("leave meeting", v, err)
+	if err != nil {
+		return nil, err
+	}
+	return &state.LeaveResult{Meeting: r.M, UserLeft: r.UserLeft, Ended: r.Ended, Deleted: r.Deleted, Reason: r.Reason}, nil
+}
+
+// InviteLive implements state.Meetings. The invitees are indexed in the same
+// pipeline for at least Options.IndexTTL; a meeting that lives longer gets
+// the index extended in a second round trip.
+func (s *meetings) InviteLive(ctx context.Context, id, actor string, users []string, maxParticipants int, now time.Time) (*state.Meeting, []string, error) {
+	users = dedupe(users)
+	args := make([]any, 0, 3+len(users))
+	args = append(args, stamp(now), actor, maxParticipants)
+	for _, u := range users {
+		args = append(args, u)
+	}
+	v, err := s.st().runWith(ctx, s.sc.inviteLive, []string{s.keys.meeting(id)}, args,
+		func(p goredis.Pipeliner) { s.st().indexMeeting(ctx, p, id, users, s.opts.IndexTTL) })
+	r, err := s.st().decode("invite live", v, err)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ttl := time.Duration(r.PTTL) * time.Millisecond; ttl > s.opts.IndexTTL && len(r.Users) > 0 {
+		_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			s.st().indexMeeting(ctx, p, id, r.Users, ttl)
+			return nil
+		})
+	}
+	return r.M, r.Users, nil
+}
+
+// Ring implements state.Meetings.
+func (s *meetings) Ring(ctx context.Context, id, actor string, recipients, online []string, ringDeadline, now time.Time) (*state.Meeting, []string, error) {
+	args := make([]any, 0, 4+len(recipients)+len(online))
+	args = append(args, stamp(now), actor, stamp(ringDeadline), len(recipients))
+	for _, u := range recipients {
+		args = append(args, u)
+	}
+	for _, u := range online {
+		args = append(args, u)
+	}
+	v, err := s.st().run(ctx, s.sc.ringCall, []string{s.keys.meeting(id)}, args...)
+	r, err := s.st().decode("ring", v, err)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.M, r.Users, nil
+}
+
+// Accept implements state.Meetings.
+func (s *meetings) Accept(ctx context.Context, id, actor, conn string, now time.Time) (*state.JoinResult, error) {
+	v, err := s.st().run(ctx, s.sc.acceptCall, []string{s.keys.meeting(id)}, stamp(now), actor, conn)
+	r, err := s.st().decode("accept call", v, err)
+	if err != nil {
+		return nil, err
+	}
+	return r.joinResult(), nil
+}
+
+// Decline implements state.Meetings.
+func (s *meetings) Decline(ctx context.Context, id, actor string, now time.Time) (*state.CallResult, error) {
+	v, err := s.st().run(ctx, s.sc.declineCall, []string{s.keys.meeting(id), s.keys.queue(id)}, stamp(now), actor)
+	r, err := s.st().decode("decline call", v, err)
+	if err != nil {
+		return nil, err
+	}
+	return r.callResult(), nil
+}
+
+// ExpireRings implements state.Meetings.
+func (s *meetings) ExpireRings(ctx context.Context, id string, now time.Time) (*state.CallResult, error) {
+	v, err := s.st().run(ctx, s.sc.expireRings, []string{s.keys.meeting(id), s.keys.queue(id)}, stamp(now))
+	r, err := s.st().decode("expire rings", v, err)
+	if err != nil {
+		return nil, err
+	}
+	return r.callResult(), nil
+}
+
+// MarkReminded implements state.Meetings. A meeting that is gone reports
+// (nil, false, nil).
+func (s *meetings) MarkReminded(ctx context.Context, id string, minutesBefore int) (*state.Meeting, bool, error) {
+	v, err := s.st().run(ctx, s.sc.markReminded, []string{s.keys.meeting(id)}, strconv.Itoa(minutesBefore))
+	r, err := s.st().decode("mark reminded", v, err)
+	if err != nil {
+		return nil, false, err
+	}
+	return r.M, r.First, nil
+}
+
+// EndIfOver implements state.Meetings.
+func (s *meetings) EndIfOver(ctx context.Context, id string, now time.Time) (*state.Meeting, bool, error) {
+	v, err := s.st().run(ctx, s.sc.endIfOver, []string{s.keys.meeting(id)}, stamp(now))
+	r, err := s.st().decode("end if over", v, err)
+	if err != nil {
+		return nil, false, err
+	}
+	return r.M, r.Ended, nil
+}
+
+// Delete implements state.Meetings. The participants' index entries are
+// dropped by their next ListForUser.
+func (s *meetings) Delete(ctx context.Context, id, actor string) (*state.Meeting, error) {
+	v, err := s.st().run(ctx, s.sc.deleteMeeting, []string{s.keys.meeting(id), s.keys.queue(id)}, actor)
+	r, err := s.st().decode("delete meeting", v, err)
+	if err != nil {
+		return nil, err
+	}
+	return r.M, nil
+}
+
+// dedupe returns xs without repeats, in first-seen order.
+func dedupe(xs []string) []string {
+	seen := make(map[string]bool, len(xs))
+	out := make([]string, 0, len(xs))
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}

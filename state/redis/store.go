@@ -1,0 +1,297 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard/switchboard/state"
+)
+
+// Options configure a Store. The zero value is usable.
+type Options struct {
+	// Prefix starts every key. Default "sb".
+	Prefix string
+
+	// IndexTTL is the least time a user's meeting index lives after a write
+	// whose meeting expiry the writer does not know (InviteLive). When the
+	// meeting outlives it, a follow-up pipeline extends the index. Default
+	// 8 days (the default retention of 7 days plus the longest call).
+	IndexTTL time.Duration
+
+	// PresenceHold is how long a user's presence record outlives the expiry
+	// of their last connection, and how long it lives at least while an
+	// offline transition is pending, so that SettleOffline still finds what
+	// it must settle after the presence grace. Default 10 minutes.
+	PresenceHold time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Prefix == "" {
+		o.Prefix = "sb"
+	}
+	if o.IndexTTL <= 0 {
+		o.IndexTTL = 8 * 24 * time.Hour
+	}
+	if o.PresenceHold <= 0 {
+		o.PresenceHold = 10 * time.Minute
+	}
+	return o
+}
+
+// Store is the Redis implementation of state.Store. It works on a single
+// Redis, on Sentinel and on Redis Cluster: every transition is one Lua
+// script whose keys share a hash slot.
+//
+// Build the client with ContextTimeoutEnabled so that a slow Redis answers
+// within each call's context deadline; an unreachable Redis is reported as
+// state.ErrUnavailable.
+type Store struct {
+	c    goredis.UniversalClient
+	opts Options
+	keys keys
+	sc   *scripts
+}
+
+var _ state.Store = (*Store)(nil)
+
+// New returns a Store on c. The Store owns c from now on: Close closes it.
+func New(c goredis.UniversalClient, opts Options) *Store {
+	opts = opts.withDefaults()
+	return &Store{c: c, opts: opts, keys: keys{p: opts.Prefix}, sc: compileScripts()}
+}
+
+// Meetings implements state.Store.
+func (s *Store) Meetings() state.Meetings { return (*meetings)(s) }
+
+// Presence implements state.Store.
+func (s *Store) Presence() state.Presence { return (*presence)(s) }
+
+// Guests implements state.Store.
+func (s *Store) Guests() state.Guests { return (*guests)(s) }
+
+// Links implements state.Store.
+func (s *Store) Links() state.Links { return (*links)(s) }
+
+// Jobs implements state.Store.
+func (s *Store) Jobs() state.Jobs { return (*jobs)(s) }
+
+// Nodes implements state.Store.
+func (s *Store) Nodes() state.Nodes { return (*nodes)(s) }
+
+// Ping implements state.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.fail("ping", s.c.Ping(ctx).Err())
+}
+
+// Close implements state.Store: it closes the client.
+func (s *Store) Close() error { return s.c.Close() }
+
+// Preload loads every script into Redis (every master of a cluster), so that
+// the first call of each transition does not pay for a NOSCRIPT fallback.
+// Optional: scripts load themselves on first use too.
+func (s *Store) Preload(ctx context.Context) error {
+	for _, sc := range s.sc.all() {
+		if err := sc.Load(ctx, s.c).Err(); err != nil {
+			return s.fail("load scripts", err)
+		}
+	}
+	return nil
+}
+
+// ---- keys ----
+
+// keys builds key names. A key says what it holds; the part in braces is
+// its hash tag, so that the keys one script touches share a slot. See the
+// package documentation for the whole table.
+type keys struct{ p string }
+
+func (k keys) meeting(id string) string { return k.p + ":{" + id + "}:meeting" }
+func (k keys) queue(meetingID string) string {
+	return k.p + ":{" + meetingID + "}:queue"
+}
+func (k keys) session(meetingID, id string) string {
+	return k.p + ":{" + meetingID + "}:session:" + id
+}
+func (k keys) sessionMeeting(id string) string { return k.p + ":{s:" + id + "}:meeting" }
+func (k keys) userMeetings(user string) string  { return k.p + ":{u:" + user + "}:meetings" }
+func (k keys) presence(user string) string      { return k.p + ":{u:" + user + "}:presence" }
+func (k keys) link(token string) string         { return k.p + ":{link:" + token + "}:link" }
+func (k keys) jobsDue() string                  { return k.p + ":{jobs}:due" }
+func (k keys) jobsData() string                 { return k.p + ":{jobs}:data" }
+func (k keys) nodes() string                    { return k.p + ":{nodes}:leases" }
+func (k keys) nodeConns(node string) string     { return k.p + ":{node:" + node + "}:conns" }
+
+// ---- running scripts ----
+
+// run executes one script as the only command of one round trip and returns
+// its reply. EVALSHA falls back to EVAL (which also caches the script) when
+// Redis does not know the script yet.
+func (s *Store) run(ctx context.Context, sc *goredis.Script, keys []string, args ...any) (any, error) {
+	return sc.Run(ctx, s.c, keys, args...).Result()
+}
+
+// runWith executes one script and, in the same pipeline (still one round
+// trip), the secondary index commands that index queues. Index commands are
+// idempotent and live in other slots; their readers repair what they find
+// stale. When the script ran but an index command failed, the index
+// commands are sent once more.
+func (s *Store) runWith(ctx context.Context, sc *goredis.Script, keys []string, args []any, index func(p goredis.Pipeliner)) (any, error) {
+	var cmd *goredis.Cmd
+	cmds, perr := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		cmd = sc.EvalSha(ctx, p, keys, args...)
+		index(p)
+		return nil
+	})
+	if goredis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		cmd = sc.Eval(ctx, s.c, keys, args...)
+	}
+	v, err := cmd.Result()
+	if err == nil && v == nil && perr != nil {
+		err = perr // the pipeline failed before the script answered
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cmds {
+		if c != goredis.Cmder(cmd) && c.Err() != nil && c.Err() != goredis.Nil {
+			_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error { index(p); return nil })
+			break
+		}
+	}
+	return v, nil
+}
+
+// indexMeeting queues the commands that list meeting id in each user's
+// meeting index, keeping the index at least ttl.
+func (s *Store) indexMeeting(ctx context.Context, p goredis.Pipeliner, id string, users []string, ttl time.Duration) {
+	for _, u := range users {
+		k := s.keys.userMeetings(u)
+		p.SAdd(ctx, k, id)
+		p.Do(ctx, "PEXPIRE", k, ttl.Milliseconds(), "NX")
+		p.Do(ctx, "PEXPIRE", k, ttl.Milliseconds(), "GT")
+	}
+}
+
+// ---- replies and errors ----
+
+// reply is the JSON answer of a script. Each script sets the fields that
+// concern it; E is set when the transition was refused.
+type reply struct {
+	E      string `json:"e"`
+	Detail string `json:"detail"`
+
+	M           *state.Meeting `json:"m"`
+	Already     bool           `json:"already"`
+	UserJoined  bool           `json:"user_joined"`
+	FirstJoined bool           `json:"first_joined"`
+	Started     bool           `json:"started"`
+	UserLeft    bool           `json:"user_left"`
+	Ended       bool           `json:"ended"`
+	Deleted     bool           `json:"deleted"`
+	Reason      string         `json:"reason"`
+	Users       []string       `json:"users"`
+	First       bool           `json:"first"`
+	Grew        bool           `json:"grew"`
+	PTTL        int64          `json:"pttl"`
+
+	S       *sessionDoc `json:"s"`
+	Changed bool        `json:"changed"`
+	Last    bool        `json:"last"`
+
+	L *state.Link `json:"l"`
+
+	From     string   `json:"from"`
+	To       string   `json:"to"`
+	Meetings []string `json:"meetings"`
+
+	Lost bool `json:"lost"`
+}
+
+// codes maps the error codes of the scripts to the errors of package state.
+var codes = map[string]error{
+	"not_found":    state.ErrNotFound,
+	"forbidden":    state.ErrForbidden,
+	"conflict":     state.ErrConflict,
+	"gone":         state.ErrGone,
+	"invalid":      state.ErrInvalid,
+	"too_large":    state.ErrTooLarge,
+	"rate_limited": state.ErrRateLimited,
+}
+
+// decode parses the reply of a script. A refused transition comes back as
+// an error wrapping the matching state error, with the reply (some callers
+// return what the reply carries along with the error).
+func (s *Store) decode(op string, v any, err error) (*reply, error) {
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	str, ok := v.(string)
+	if !ok {
+		return nil, fmt.Errorf("redis %s: unexpected script reply %T", op, v)
+	}
+	var r reply
+	if err := json.Unmarshal([]byte(str), &r); err != nil {
+		return nil, fmt.Errorf("redis %s: decode script reply: %w", op, err)
+	}
+	if r.E != "" {
+		target, ok := codes[r.E]
+		if !ok {
+			return &r, fmt.Errorf("redis %s: unknown script error %q", op, r.E)
+		}
+		if r.Detail != "" {
+			return &r, fmt.Errorf("redis %s: %s: %w", op, r.Detail, target)
+		}
+		return &r, fmt.Errorf("redis %s: %w", op, target)
+	}
+	return &r, nil
+}
+
+// fail wraps an error of the client. Anything that is not an answer of the
+// server (a refused or broken connection, a timeout, a cancelled context)
+// and the server's "try later" answers are state.ErrUnavailable; other
+// server errors are bugs and stay as they are.
+func (s *Store) fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var rerr goredis.Error
+	if errors.As(err, &rerr) && !transient(rerr.Error()) {
+		return fmt.Errorf("redis %s: %w", op, err)
+	}
+	return fmt.Errorf("redis %s: %w: %w", op, state.ErrUnavailable, err)
+}
+
+// transient reports whether a server error says "not now" rather than "never".
+func transient(msg string) bool {
+	for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "NOREPLICAS", "MOVED", "ASK"} {
+		if strings.HasPrefix(msg, p+" ") || msg == p {
+			return true
+		}
+	}
+	return false
+}
+
+// ---- times ----
+
+// stamp formats t in state.TimeLayout, the form scripts compare.
+func stamp(t time.Time) string { return state.At(t).String() }
+
+// millis is t in Unix milliseconds, the unit of scores and TTLs.
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+// ttlUntil is the TTL of a key that must live until deadline, seen from now,
+// and at least one millisecond (PX refuses zero): an object whose deadline
+// has passed is stored for a moment and then gone, as if it had expired.
+func ttlUntil(deadline, now time.Time) time.Duration {
+	d := state.At(deadline).Sub(state.At(now).Time)
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	return d
+}
