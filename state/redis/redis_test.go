@@ -306,8 +306,14 @@ func TestUnavailable(t *testing.T) {
 			_, err := st.Meetings().Update(ctx, "mtg_a", "alice", state.MeetingPatch{Title: &title, EndTime: &end}, time.Hour, at(0))
 			return err
 		},
-		"Join":  func(ctx context.Context) error { _, err := st.Meetings().Join(ctx, "mtg_a", "alice", "a1", at(0)); return err },
-		"Leave": func(ctx context.Context) error { _, err := st.Meetings().Leave(ctx, "mtg_a", "alice", "a1", at(0)); return err },
+		"Join": func(ctx context.Context) error {
+			_, err := st.Meetings().Join(ctx, "mtg_a", "alice", "a1", at(0))
+			return err
+		},
+		"Leave": func(ctx context.Context) error {
+			_, err := st.Meetings().Leave(ctx, "mtg_a", "alice", "a1", at(0))
+			return err
+		},
 		"InviteLive": func(ctx context.Context) error {
 			_, _, err := st.Meetings().InviteLive(ctx, "mtg_a", "alice", []string{"x"}, 9, at(0))
 			return err
@@ -325,9 +331,11 @@ func TestUnavailable(t *testing.T) {
 			_, err := st.Presence().Query(ctx, []string{"alice"}, at(0))
 			return err
 		},
-		"NodeConns":     func(ctx context.Context) error { _, err := st.Presence().NodeConns(ctx, "n1"); return err },
-		"CreateSession": func(ctx context.Context) error { return st.Guests().CreateSession(ctx, guestSession("s1", "mtg_a"), at(0)) },
-		"GetSession":    func(ctx context.Context) error { _, err := st.Guests().GetSession(ctx, "s1"); return err },
+		"NodeConns": func(ctx context.Context) error { _, err := st.Presence().NodeConns(ctx, "n1"); return err },
+		"CreateSession": func(ctx context.Context) error {
+			return st.Guests().CreateSession(ctx, guestSession("s1", "mtg_a"), at(0))
+		},
+		"GetSession": func(ctx context.Context) error { _, err := st.Guests().GetSession(ctx, "s1"); return err },
 		"Decide": func(ctx context.Context) error {
 			_, err := st.Guests().Decide(ctx, "mtg_a", "s1", "alice", true, time.Second, at(0))
 			return err
@@ -338,7 +346,10 @@ func TestUnavailable(t *testing.T) {
 		"Schedule": func(ctx context.Context) error {
 			return st.Jobs().Schedule(ctx, state.Job{ID: "j", Due: state.At(at(0))})
 		},
-		"Refresh":    func(ctx context.Context) error { _, err := st.Nodes().Refresh(ctx, "n1", time.Second, at(0)); return err },
+		"Refresh": func(ctx context.Context) error {
+			_, err := st.Nodes().Refresh(ctx, "n1", time.Second, at(0))
+			return err
+		},
 		"Deregister": func(ctx context.Context) error { return st.Nodes().Deregister(ctx, "n1") },
 		"ClaimDead":  func(ctx context.Context) error { _, err := st.Nodes().ClaimDead(ctx, at(0)); return err },
 	}

@@ -119,13 +119,13 @@ func (k keys) session(meetingID, id string) string {
 	return k.p + ":{" + meetingID + "}:session:" + id
 }
 func (k keys) sessionMeeting(id string) string { return k.p + ":{s:" + id + "}:meeting" }
-func (k keys) userMeetings(user string) string  { return k.p + ":{u:" + user + "}:meetings" }
-func (k keys) presence(user string) string      { return k.p + ":{u:" + user + "}:presence" }
-func (k keys) link(token string) string         { return k.p + ":{link:" + token + "}:link" }
-func (k keys) jobsDue() string                  { return k.p + ":{jobs}:due" }
-func (k keys) jobsData() string                 { return k.p + ":{jobs}:data" }
-func (k keys) nodes() string                    { return k.p + ":{nodes}:leases" }
-func (k keys) nodeConns(node string) string     { return k.p + ":{node:" + node + "}:conns" }
+func (k keys) userMeetings(user string) string { return k.p + ":{u:" + user + "}:meetings" }
+func (k keys) presence(user string) string     { return k.p + ":{u:" + user + "}:presence" }
+func (k keys) link(token string) string        { return k.p + ":{link:" + token + "}:link" }
+func (k keys) jobsDue() string                 { return k.p + ":{jobs}:due" }
+func (k keys) jobsData() string                { return k.p + ":{jobs}:data" }
+func (k keys) nodes() string                   { return k.p + ":{nodes}:leases" }
+func (k keys) nodeConns(node string) string    { return k.p + ":{node:" + node + "}:conns" }
 
 // ---- running scripts ----
 
