@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/switchboard/switchboard/state"
 )
@@ -93,9 +92,6 @@ func (s *Service) CreateCall(ctx context.Context, a Actor, r CreateCallRequest) 
 	}
 	if err := s.store.Meetings().Create(ctx, m, 0, now); err != nil {
 		return nil, wrap(err, "call")
-	}
-	if err := s.store.Jobs().Schedule(ctx, state.Job{ID: "expire:" + m.ID, Kind: JobCallExpire, Subject: m.ID, Due: m.EndTime}); err != nil {
-		s.log.Warn().Err(err).Str("call_id", m.ID).Msg("schedule call expiry")
 	}
 	s.setJoined(ctx, a, m.ID, true, now)
 	return m.Public(), nil
@@ -244,7 +240,7 @@ func (s *Service) Decline(ctx context.Context, a Actor, r CallRef) error {
 	m := res.Meeting
 	s.emitToUsers(uniq(m.CreatedBy, a.UserID), a.except(), "call:declined", map[string]any{"call_id": m.ID, "user_id": a.UserID, "timestamp": ts(now)})
 	if res.Ended {
-		s.callEnded(ctx, m, res.Reason, nil)
+		s.callEnded(ctx, m, res.Reason)
 	}
 	return nil
 }
@@ -265,7 +261,7 @@ func (s *Service) expireRings(ctx context.Context, id string) error {
 		s.emitToUsers([]string{u}, nil, "call:ended", map[string]any{"call_id": m.ID, "reason": state.ReasonTimeout})
 	}
 	if res.Ended {
-		s.callEnded(ctx, m, res.Reason, nil)
+		s.callEnded(ctx, m, res.Reason)
 	}
 	return nil
 }
@@ -273,7 +269,7 @@ func (s *Service) expireRings(ctx context.Context, id string) error {
 // callEnded tells every user ever listed in the call that it ended, except
 // the missed ones (they were told when their ring timed out), and clears the
 // busy status of the connections that were still in it.
-func (s *Service) callEnded(ctx context.Context, m *state.Meeting, reason string, _ []string) {
+func (s *Service) callEnded(ctx context.Context, m *state.Meeting, reason string) {
 	var users []string
 	for _, p := range m.Participants {
 		if p.Status != state.PartMissed {
@@ -287,25 +283,6 @@ func (s *Service) callEnded(ctx context.Context, m *state.Meeting, reason string
 			s.setJoined(ctx, Actor{UserID: u, ConnID: c}, m.ID, false, now)
 		}
 	}
-	if err := s.store.Jobs().Cancel(ctx, "expire:"+m.ID); err != nil {
-		s.log.Warn().Err(err).Str("call_id", m.ID).Msg("cancel call expiry")
-	}
-}
-
-// expireCall ends a call that reached the maximum call length.
-func (s *Service) expireCall(ctx context.Context, id string) error {
-	m, err := s.store.Meetings().Get(ctx, id)
-	if errors.Is(err, state.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if _, err := s.store.Meetings().Delete(ctx, id, m.CreatedBy); err != nil && !errors.Is(err, state.ErrNotFound) {
-		return err
-	}
-	s.callEnded(ctx, m, state.ReasonCompleted, nil)
-	return nil
 }
 
 func uniq(vs ...string) []string {
@@ -319,5 +296,3 @@ func uniq(vs ...string) []string {
 	}
 	return out
 }
-
-var _ = time.Second

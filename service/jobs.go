@@ -23,8 +23,6 @@ func (s *Service) RunJob(ctx context.Context, j state.Job) error {
 		return ignoreGone(s.endMeeting(ctx, j.Subject))
 	case JobRingTimeout:
 		return s.expireRings(ctx, j.Subject)
-	case JobCallExpire:
-		return s.expireCall(ctx, j.Subject)
 	case JobSettleOffline:
 		return s.settleOffline(ctx, j.Subject)
 	case JobGuestLeft:

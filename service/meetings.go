@@ -14,7 +14,6 @@ const (
 	JobReminder      = "reminder"       // Subject meeting, Arg minutes before start
 	JobMeetingEnd    = "meeting_end"    // Subject meeting
 	JobRingTimeout   = "ring_timeout"   // Subject call
-	JobCallExpire    = "call_expire"    // Subject call: maximum call length reached
 	JobSettleOffline = "settle_offline" // Subject user
 	JobGuestLeft     = "guest_left"     // Subject session
 	JobReapNode      = "reap_node"      // Subject node
@@ -318,7 +317,7 @@ func (s *Service) afterLeave(ctx context.Context, user string, except []string, 
 	}
 	if res.Ended {
 		if m.IsInstantCall {
-			s.callEnded(ctx, m, res.Reason, nil)
+			s.callEnded(ctx, m, res.Reason)
 		} else {
 			s.emitToUsers(m.Audience(), nil, "meeting:updated", map[string]any{"meeting": m.Public()})
 		}
@@ -419,12 +418,9 @@ func (s *Service) DeleteMeeting(ctx context.Context, a Actor, id string) error {
 	if err != nil {
 		return wrap(err, "meeting")
 	}
-	if err := s.store.Jobs().Cancel(ctx, "remind15:"+id); err != nil {
-		s.log.Warn().Err(err).Msg("cancel job")
-	}
 	data := map[string]any{"meeting_id": id}
 	if m.IsInstantCall {
-		s.callEnded(ctx, m, state.ReasonCancelled, nil)
+		s.callEnded(ctx, m, state.ReasonCancelled)
 	}
 	s.emitToUsers(m.Audience(), nil, "meeting:cancelled", data)
 	s.emitToGuests(id, "meeting:cancelled", data)
