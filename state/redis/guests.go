@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -23,39 +22,9 @@ var _ state.Guests = (*guests)(nil)
 
 func (s *guests) st() *Store { return (*Store)(s) }
 
-// sessionDoc is the stored form of a session. Keys is opaque client data:
-// it is kept as a JSON string so that Lua never re-encodes it (cjson would
-// turn [] into {} and round numbers).
-type sessionDoc struct {
-	*state.Session
-	Keys string `json:"keys,omitempty"`
-}
-
-func newSessionDoc(s *state.Session) sessionDoc {
-	c := *s
-	c.Conns = nil
-	if len(s.Conns) > 0 {
-		c.Conns = append([]string(nil), s.Conns...)
-	}
-	c.Keys = nil
-	return sessionDoc{Session: &c, Keys: string(s.Keys)}
-}
-
-func (d *sessionDoc) session() *state.Session {
-	if d == nil || d.Session == nil {
-		return nil
-	}
-	s := d.Session
-	s.Keys = nil
-	if d.Keys != "" {
-		s.Keys = json.RawMessage(d.Keys)
-	}
-	return s
-}
-
 // CreateSession implements state.Guests.
 func (s *guests) CreateSession(ctx context.Context, sess *state.Session, now time.Time) error {
-	b, err := json.Marshal(newSessionDoc(sess))
+	b, err := encodeSession(sess)
 	if err != nil {
 		return fmt.Errorf("redis create session: %w", err)
 	}
@@ -101,14 +70,6 @@ func (s *guests) GetSession(ctx context.Context, id string) (*state.Session, err
 	return decodeSession(b)
 }
 
-func decodeSession(b []byte) (*state.Session, error) {
-	var d sessionDoc
-	if err := json.Unmarshal(b, &d); err != nil {
-		return nil, fmt.Errorf("redis: decode session: %w", err)
-	}
-	return d.session(), nil
-}
-
 // sessionKeys are the keys of the session scripts: the session and its
 // meeting's queue.
 func (s *guests) sessionKeys(meetingID, id string) []string {
@@ -121,12 +82,13 @@ func (s *guests) Request(ctx context.Context, meetingID, id string, name *string
 	if name != nil {
 		replace, n = "1", *name
 	}
-	v, err := s.st().run(ctx, s.sc.requestAdmission, s.sessionKeys(meetingID, id), stamp(now), millis(now), id, replace, n)
+	v, err := s.st().run(ctx, s.sc.requestAdmission, s.sessionKeys(meetingID, id),
+		stamp(now), millis(now), id, replace, n, b64IfInvalid(n))
 	r, err := s.st().decode("request admission", v, err)
 	if err != nil {
 		return nil, err
 	}
-	return r.S.session(), nil
+	return r.Session, nil
 }
 
 // Decide implements state.Guests.
@@ -141,7 +103,7 @@ func (s *guests) Decide(ctx context.Context, meetingID, id, actor string, admit 
 	if err != nil {
 		return nil, err
 	}
-	return r.S.session(), nil
+	return r.Session, nil
 }
 
 // Connect implements state.Guests.
@@ -151,7 +113,7 @@ func (s *guests) Connect(ctx context.Context, meetingID, id, connID string, now 
 	if err != nil {
 		return nil, err
 	}
-	return r.S.session(), nil
+	return r.Session, nil
 }
 
 // Disconnect implements state.Guests.
@@ -161,7 +123,7 @@ func (s *guests) Disconnect(ctx context.Context, meetingID, id, connID string, n
 	if err != nil {
 		return nil, false, err
 	}
-	return r.S.session(), r.Last, nil
+	return r.Session, r.Last, nil
 }
 
 // SettleLeft implements state.Guests.
@@ -171,7 +133,7 @@ func (s *guests) SettleLeft(ctx context.Context, meetingID, id string, now time.
 	if err != nil {
 		return nil, false, err
 	}
-	return r.S.session(), r.Changed, nil
+	return r.Session, r.Changed, nil
 }
 
 // Leave implements state.Guests.
@@ -181,7 +143,7 @@ func (s *guests) Leave(ctx context.Context, meetingID, id string, now time.Time)
 	if err != nil {
 		return nil, false, err
 	}
-	return r.S.session(), r.Changed, nil
+	return r.Session, r.Changed, nil
 }
 
 // Queue implements state.Guests: the queue's ids, then the sessions in one

@@ -37,7 +37,7 @@ func (s *meetings) Create(ctx context.Context, m *state.Meeting, retention time.
 			delete(doc.Conns, u) // an empty list would come back from Lua as {}
 		}
 	}
-	b, err := json.Marshal(doc)
+	b, err := encodeMeeting(doc)
 	if err != nil {
 		return fmt.Errorf("redis create meeting: %w", err)
 	}
@@ -59,14 +59,6 @@ func (s *meetings) Get(ctx context.Context, id string) (*state.Meeting, error) {
 		return nil, s.st().fail("get meeting", err)
 	}
 	return decodeMeeting(b)
-}
-
-func decodeMeeting(b []byte) (*state.Meeting, error) {
-	var m state.Meeting
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("redis: decode meeting: %w", err)
-	}
-	return &m, nil
 }
 
 // ListForUser implements state.Meetings. It reads the user's index, then
@@ -142,11 +134,17 @@ func (s *meetings) ListForUser(ctx context.Context, user string, upcoming bool, 
 // in a second, idempotent round trip.
 func (s *meetings) Update(ctx context.Context, id, actor string, p state.MeetingPatch, retention time.Duration, now time.Time) (*state.Meeting, error) {
 	patch := map[string]any{}
+	raw := map[string]string{}
 	if p.Title != nil {
 		patch["title"] = *p.Title
+		raw["title"] = *p.Title
 	}
 	if p.Description != nil {
 		patch["description"] = *p.Description
+		raw["description"] = *p.Description
+	}
+	if r := rawOf(raw); r != nil {
+		patch["_raw"] = r
 	}
 	for name, t := range map[string]*state.Time{"start_time": p.StartTime, "end_time": p.EndTime} {
 		if t == nil {
@@ -172,13 +170,13 @@ func (s *meetings) Update(ctx context.Context, id, actor string, p state.Meeting
 	}
 	if r.Grew && r.PTTL > 0 {
 		ttl := time.Duration(r.PTTL) * time.Millisecond
-		users := r.M.Everyone()
+		users := r.Meeting.Everyone()
 		_, _ = s.c.Pipelined(ctx, func(pp goredis.Pipeliner) error {
 			s.st().indexMeeting(ctx, pp, id, users, ttl)
 			return nil
 		})
 	}
-	return r.M, nil
+	return r.Meeting, nil
 }
 
 // Start implements state.Meetings.
@@ -188,7 +186,7 @@ func (s *meetings) Start(ctx context.Context, id, actor string, now time.Time) (
 	if err != nil {
 		return nil, err
 	}
-	return r.M, nil
+	return r.Meeting, nil
 }
 
 // Join implements state.Meetings.
@@ -202,12 +200,12 @@ func (s *meetings) Join(ctx context.Context, id, actor, conn string, now time.Ti
 }
 
 func (r *reply) joinResult() *state.JoinResult {
-	return &state.JoinResult{Meeting: r.M, Already: r.Already, UserJoined: r.UserJoined,
+	return &state.JoinResult{Meeting: r.Meeting, Already: r.Already, UserJoined: r.UserJoined,
 		FirstJoined: r.FirstJoined, Started: r.Started}
 }
 
 func (r *reply) callResult() *state.CallResult {
-	return &state.CallResult{Meeting: r.M, Missed: r.Users, Ended: r.Ended, Deleted: r.Deleted, Reason: r.Reason}
+	return &state.CallResult{Meeting: r.Meeting, Missed: r.Users, Ended: r.Ended, Deleted: r.Deleted, Reason: r.Reason}
 }
 
 // Leave implements state.Meetings.
@@ -217,7 +215,7 @@ func (s *meetings) Leave(ctx context.Context, id, actor, conn string, now time.T
 	if err != nil {
 		return nil, err
 	}
-	return &state.LeaveResult{Meeting: r.M, UserLeft: r.UserLeft, Ended: r.Ended, Deleted: r.Deleted, Reason: r.Reason}, nil
+	return &state.LeaveResult{Meeting: r.Meeting, UserLeft: r.UserLeft, Ended: r.Ended, Deleted: r.Deleted, Reason: r.Reason}, nil
 }
 
 // InviteLive implements state.Meetings. The invitees are indexed in the same
@@ -242,7 +240,7 @@ func (s *meetings) InviteLive(ctx context.Context, id, actor string, users []str
 			return nil
 		})
 	}
-	return r.M, r.Users, nil
+	return r.Meeting, r.Users, nil
 }
 
 // Ring implements state.Meetings.
@@ -260,7 +258,7 @@ func (s *meetings) Ring(ctx context.Context, id, actor string, recipients, onlin
 	if err != nil {
 		return nil, nil, err
 	}
-	return r.M, r.Users, nil
+	return r.Meeting, r.Users, nil
 }
 
 // Accept implements state.Meetings.
@@ -301,7 +299,7 @@ func (s *meetings) MarkReminded(ctx context.Context, id string, minutesBefore in
 	if err != nil {
 		return nil, false, err
 	}
-	return r.M, r.First, nil
+	return r.Meeting, r.First, nil
 }
 
 // EndIfOver implements state.Meetings.
@@ -311,7 +309,7 @@ func (s *meetings) EndIfOver(ctx context.Context, id string, now time.Time) (*st
 	if err != nil {
 		return nil, false, err
 	}
-	return r.M, r.Ended, nil
+	return r.Meeting, r.Ended, nil
 }
 
 // Delete implements state.Meetings. The participants' index entries are
@@ -322,7 +320,7 @@ func (s *meetings) Delete(ctx context.Context, id, actor string) (*state.Meeting
 	if err != nil {
 		return nil, err
 	}
-	return r.M, nil
+	return r.Meeting, nil
 }
 
 // dedupe returns xs without repeats, in first-seen order.

@@ -186,7 +186,7 @@ type reply struct {
 	E      string `json:"e"`
 	Detail string `json:"detail"`
 
-	M           *state.Meeting `json:"m"`
+	M           json.RawMessage `json:"m"`
 	Already     bool           `json:"already"`
 	UserJoined  bool           `json:"user_joined"`
 	FirstJoined bool           `json:"first_joined"`
@@ -200,7 +200,7 @@ type reply struct {
 	Grew        bool           `json:"grew"`
 	PTTL        int64          `json:"pttl"`
 
-	S       *sessionDoc `json:"s"`
+	S       json.RawMessage `json:"s"`
 	Changed bool        `json:"changed"`
 	Last    bool        `json:"last"`
 
@@ -211,6 +211,10 @@ type reply struct {
 	Meetings []string `json:"meetings"`
 
 	Lost bool `json:"lost"`
+
+	// Meeting and Session are M and S decoded.
+	Meeting *state.Meeting `json:"-"`
+	Session *state.Session `json:"-"`
 }
 
 // codes maps the error codes of the scripts to the errors of package state.
@@ -238,6 +242,12 @@ func (s *Store) decode(op string, v any, err error) (*reply, error) {
 	var r reply
 	if err := json.Unmarshal([]byte(str), &r); err != nil {
 		return nil, fmt.Errorf("redis %s: decode script reply: %w", op, err)
+	}
+	if r.Meeting, err = decodeMeeting(r.M); err != nil {
+		return nil, fmt.Errorf("redis %s: %w", op, err)
+	}
+	if r.Session, err = decodeSession(r.S); err != nil {
+		return nil, fmt.Errorf("redis %s: %w", op, err)
 	}
 	if r.E != "" {
 		target, ok := codes[r.E]

@@ -1,6 +1,6 @@
 -- disconnectPresence removes a member's connection. With no live connection
--- left the user stays online, marked pending (pd), until settleOffline: the
--- presence grace. Busy clears at once: the user is in no meeting any more.
+-- left the user keeps the stored status, marked pending (pd), until
+-- settleOffline: the presence grace absorbs a reconnect without a broadcast.
 -- KEYS[1] the user's presence hash. ARGV[1] now (ms), ARGV[2] connection id,
 -- ARGV[3] hold (ms).
 local now = tonumber(ARGV[1])
@@ -11,14 +11,8 @@ if not c then return reply({}) end
 conns[id] = nil
 redis.call('HDEL', KEYS[1], 'c:' .. id)
 local live = derive(conns, now)
-local to = live
-if not live then
-  to = 'offline'
-  if st ~= 'offline' then
-    to = 'online'
-    redis.call('HSET', KEYS[1], 'pd', '1')
-  end
-end
+local to = live or st
+if not live and st ~= 'offline' then redis.call('HSET', KEYS[1], 'pd', '1') end
 redis.call('HSET', KEYS[1], 'st', to)
 local meetings = {}
 if type(c.m) == 'table' then

@@ -36,6 +36,15 @@ local function nonempty(t)
   return t
 end
 
+-- set_raw records the exact bytes (base64) of an opaque field that is not
+-- valid UTF-8, which JSON cannot carry; "" clears them. Go reads them back
+-- in place of the field. See raw.go.
+local function set_raw(o, field, b64)
+  if type(o._raw) ~= 'table' then o._raw = {} end
+  if b64 == nil or b64 == '' then o._raw[field] = nil else o._raw[field] = b64 end
+  if next(o._raw) == nil then o._raw = nil end
+end
+
 local function get_json(key)
   local raw = redis.call('GET', key)
   if not raw then return nil end
@@ -121,6 +130,7 @@ local function tidy(m)
   if type(m.participants) == 'table' and #m.participants == 0 then m.participants = nil end
   if type(m._reminded) == 'table' and next(m._reminded) == nil then m._reminded = nil end
   if not m._answered then m._answered = nil end
+  if type(m._raw) == 'table' and next(m._raw) == nil then m._raw = nil end
   return m
 end
 

@@ -1,0 +1,44 @@
+package redis_test
+
+import (
+	"context"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard/switchboard/internal/redistest"
+	"github.com/switchboard/switchboard/state"
+	"github.com/switchboard/switchboard/state/redis"
+	"github.com/switchboard/switchboard/state/statetest"
+)
+
+// TestConformance runs the state suite on one redis-server, flushed before
+// every subtest.
+func TestConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	statetest.Run(t, func(t *testing.T) state.Store {
+		st, _ := freshStore(t, srv)
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	})
+}
+
+// TestConformanceCluster runs the state suite on a three-master Redis
+// Cluster, every master flushed before every subtest.
+func TestConformanceCluster(t *testing.T) {
+	cluster := redistest.StartCluster(t)
+	admin := cluster.Client(t)
+	statetest.Run(t, func(t *testing.T) state.Store {
+		ctx := context.Background()
+		err := admin.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			return c.FlushAll(ctx).Err()
+		})
+		if err != nil {
+			t.Fatalf("FLUSHALL: %v", err)
+		}
+		c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cluster.Addrs(), ContextTimeoutEnabled: true})
+		st := redis.New(c, redis.Options{})
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	})
+}
