@@ -187,22 +187,22 @@ type reply struct {
 	Detail string `json:"detail"`
 
 	M           json.RawMessage `json:"m"`
-	Already     bool           `json:"already"`
-	UserJoined  bool           `json:"user_joined"`
-	FirstJoined bool           `json:"first_joined"`
-	Started     bool           `json:"started"`
-	UserLeft    bool           `json:"user_left"`
-	Ended       bool           `json:"ended"`
-	Deleted     bool           `json:"deleted"`
-	Reason      string         `json:"reason"`
-	Users       []string       `json:"users"`
-	First       bool           `json:"first"`
-	Grew        bool           `json:"grew"`
-	PTTL        int64          `json:"pttl"`
+	Already     bool            `json:"already"`
+	UserJoined  bool            `json:"user_joined"`
+	FirstJoined bool            `json:"first_joined"`
+	Started     bool            `json:"started"`
+	UserLeft    bool            `json:"user_left"`
+	Ended       bool            `json:"ended"`
+	Deleted     bool            `json:"deleted"`
+	Reason      string          `json:"reason"`
+	Users       []string        `json:"users"`
+	First       bool            `json:"first"`
+	Grew        bool            `json:"grew"`
+	PTTL        int64           `json:"pttl"`
 
 	S       json.RawMessage `json:"s"`
-	Changed bool        `json:"changed"`
-	Last    bool        `json:"last"`
+	Changed bool            `json:"changed"`
+	Last    bool            `json:"last"`
 
 	L *state.Link `json:"l"`
 
