@@ -732,7 +732,7 @@ async function presenceFlow() {
   if (engine.transport.ws) engine.transport.ws.close(); // the connection drops: no Socket.IO DISCONNECT packet
   else engine.close();
   const [reason] = await dropped;
-  check(reason === 'transport close' || reason === 'forced close', 'hank/desktop lost its transport', reason);
+  check(reason === 'transport close' || reason === 'forced close', `hank/desktop lost its transport (${reason})`, reason);
   await reconnected;
   ok('hank/desktop reconnected by itself');
   if (MODE.label === 'polling') {
