@@ -61,7 +61,8 @@ func (s *meetings) Get(ctx context.Context, id string) (*state.Meeting, error) {
 	return decodeMeeting(b)
 }
 
-// ListForUser implements state.Meetings. It reads the user's index, then
+// ListForUser implements state.Meetings (a limit of 0 or less is no limit;
+// equal start times are ordered by id). It reads the user's index, then
 // every indexed meeting in one pipeline, and drops the index entries of
 // meetings that are gone or do not list the user (an index write whose
 // transition was refused).
@@ -123,10 +124,14 @@ func (s *meetings) ListForUser(ctx context.Context, user string, upcoming bool, 
 		return cmp.Or(c, cmp.Compare(a.ID, b.ID))
 	})
 	offset = max(offset, 0)
-	if offset >= len(out) || limit <= 0 {
+	if offset >= len(out) {
 		return nil, nil
 	}
-	return out[offset:min(len(out), offset+limit)], nil
+	out = out[offset:]
+	if limit > 0 && limit < len(out) {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
 // Update implements state.Meetings. When the new end time moves the

@@ -49,10 +49,10 @@ func (s *nodes) ClaimDead(ctx context.Context, now time.Time) ([]string, error) 
 	return dead, nil
 }
 
-// Alive implements state.Nodes: the nodes whose lease has not expired.
+// Alive implements state.Nodes: the nodes whose lease runs past now.
 func (s *nodes) Alive(ctx context.Context, now time.Time) ([]string, error) {
 	out, err := s.c.ZRangeByScore(ctx, s.keys.nodes(), &goredis.ZRangeBy{
-		Min: strconv.FormatInt(millis(now), 10), Max: "+inf",
+		Min: "(" + strconv.FormatInt(millis(now), 10), Max: "+inf",
 	}).Result()
 	if err != nil {
 		return nil, s.st().fail("alive nodes", err)

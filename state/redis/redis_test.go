@@ -592,3 +592,32 @@ func testRoundTrips(t *testing.T, c goredis.UniversalClient) {
 		}
 	}
 }
+
+// TestQueueKeepsRequestOrderWithinAMillisecond: guests that ask in the same
+// millisecond are queued in the order they asked, not by id.
+func TestQueueKeepsRequestOrderWithinAMillisecond(t *testing.T) {
+	srv := redistest.Start(t)
+	st, _ := freshStore(t, srv)
+	ctx := context.Background()
+	g := st.Guests()
+	order := []string{"s9", "s1", "s5", "s3"}
+	for _, id := range order {
+		noErr(t, g.CreateSession(ctx, guestSession(id, "mtg_a"), at(0)), "CreateSession")
+	}
+	noErr(t, g.CreateSession(ctx, guestSession("s0", "mtg_a"), at(0)), "CreateSession")
+	for _, id := range order {
+		_, err := g.Request(ctx, "mtg_a", id, nil, at(time.Second))
+		noErr(t, err, "Request")
+	}
+	_, err := g.Request(ctx, "mtg_a", "s0", nil, at(time.Second+time.Millisecond))
+	noErr(t, err, "Request")
+	q, err := g.Queue(ctx, "mtg_a")
+	noErr(t, err, "Queue")
+	var got []string
+	for _, s := range q {
+		got = append(got, s.ID)
+	}
+	if want := append(order, "s0"); !slices.Equal(got, want) {
+		t.Fatalf("queue = %v, want %v", got, want)
+	}
+}

@@ -21,7 +21,7 @@ if not c then
   c = {id = id, user = ARGV[3], device = ARGV[4], m = {}}
   conns[id] = c
 end
-c.node = ARGV[5]
+c.device, c.node = ARGV[4], ARGV[5]
 c.x = now + tonumber(ARGV[6])
 redis.call('HSET', KEYS[1], 'c:' .. id, cjson.encode(c))
 local to = derive(conns, now)

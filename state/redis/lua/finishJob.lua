@@ -6,7 +6,7 @@ if not raw then return reply({}) end
 local j = cjson.decode(raw)
 local lease = j.lease
 if not set(lease) then lease = '' end
-if lease == ARGV[2] then
+if lease ~= '' and lease == ARGV[2] then
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('HDEL', KEYS[2], ARGV[1])
   return reply({done = true})

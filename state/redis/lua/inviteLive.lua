@@ -1,19 +1,19 @@
 -- inviteLive adds users to a live meeting as invited members, and invites
 -- again those who declined, left or missed.
 -- KEYS[1] meeting. ARGV[1] now, ARGV[2] actor, ARGV[3] max participants,
--- ARGV[4..] users.
+-- ARGV[4..] users. A max of 0 or less is no limit; empty ids are ignored.
 local now, actor, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local m = get_json(KEYS[1])
 if not m then return fail('not_found') end
 local p = find(m, actor)
 if not p then return fail('not_found') end
-if m.status == 'ended' or over(m, now) then return fail('gone') end
+if m.status == 'ended' then return fail('gone') end
 if m.status ~= 'live' then return fail('conflict') end
 if not in_room(m, actor) then return fail('forbidden') end
 local seen, fresh, again = {}, {}, {}
 for i = 4, #ARGV do
   local u = ARGV[i]
-  if not seen[u] then
+  if u ~= '' and not seen[u] then
     seen[u] = true
     local q = find(m, u)
     if not q then
@@ -23,7 +23,7 @@ for i = 4, #ARGV do
     end
   end
 end
-if #m.participants + #fresh > max then
+if max > 0 and #m.participants + #fresh > max then
   return fail('too_large', string.format('a meeting holds at most %d participants', max))
 end
 local invited = {}

@@ -33,7 +33,7 @@ if m.is_instant_call then
     r.m = m
     return reply(r)
   end
-elseif m.status ~= 'ended' and m.end_time < now and count_active(m) == 0 then
+elseif m.status ~= 'ended' and over(m, now) then
   m.status = 'ended'
   m.ended_at = now
   r.ended = true

@@ -146,9 +146,9 @@ local function save(key, m)
 end
 
 -- over reports whether a scheduled meeting has ended in fact: its end time
--- has passed and its room is empty (SPEC 4.2), recorded or not.
+-- is reached and its room is empty (SPEC 4.2), recorded or not.
 local function over(m, now)
-  return not m.is_instant_call and m.end_time < now and count_active(m) == 0
+  return not m.is_instant_call and m.end_time <= now and count_active(m) == 0
 end
 
 -- enter puts connection conn of participant p in the room with the given
@@ -187,15 +187,17 @@ local function present(m)
   return false
 end
 
--- all_out reports whether every participant but the owner declined or
--- missed the call.
+-- all_out reports whether every participant but the owner (there is at
+-- least one) declined or missed the call.
 local function all_out(m)
+  local others = 0
   for _, p in ipairs(m.participants or {}) do
-    if p.role ~= 'owner' and p.status ~= 'declined' and p.status ~= 'missed' then
-      return false
+    if p.role ~= 'owner' then
+      others = others + 1
+      if p.status ~= 'declined' and p.status ~= 'missed' then return false end
     end
   end
-  return true
+  return others > 0
 end
 
 -- end_call ends a call and deletes it with what lives in its slot (KEYS).

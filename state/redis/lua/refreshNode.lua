@@ -4,6 +4,6 @@
 -- KEYS[1] node leases (zset). ARGV[1] node, ARGV[2] now (ms), ARGV[3] lease
 -- deadline (ms).
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-local lost = score == false or tonumber(score) < tonumber(ARGV[2])
+local lost = score == false or tonumber(score) <= tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return reply({lost = lost})

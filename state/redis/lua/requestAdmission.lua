@@ -14,11 +14,22 @@ if set(s._retry_after) and now < s._retry_after then
 end
 s.status = 'waiting'
 s._queued_at = now
+-- A new request starts afresh: the last decision no longer applies.
+s._retry_after, s.decided_at, s.admitted_by = nil, nil, nil
 if ARGV[4] == '1' then
   s.display_name = ARGV[5]
   set_raw(s, 'display_name', ARGV[6])
 end
 save_session(KEYS[1], s)
-redis.call('ZADD', KEYS[2], now_ms, id)
+-- Queued by time; requests in the same millisecond keep their order through
+-- a fraction of a millisecond (1/1024 steps stay exact in a double until
+-- the year 2248).
+local score = now_ms
+local last = redis.call('ZREVRANGEBYSCORE', KEYS[2], '(' .. (now_ms + 1), now_ms, 'WITHSCORES', 'LIMIT', 0, 1)
+if #last > 0 and last[1] ~= id then
+  local next_score = tonumber(last[2]) + 1 / 1024
+  if next_score < now_ms + 1 then score = next_score end
+end
+redis.call('ZADD', KEYS[2], string.format('%.17g', score), id)
 extend(KEYS[2], ms(s.expires_at), now_ms)
 return reply({s = s})
