@@ -619,20 +619,25 @@ async function guestFlow() {
 
   await expectRefusedHandshake('guest-wrong-token', '/external', { session_id: sid, session_token: stok + 'x' }, 'unauthorized');
   const guest = await connect('guest', '/external', { session_id: sid, session_token: stok });
+  // A second guest of the same meeting: it hears first_participant_joined
+  // (guests of the meeting) but never the first guest's admission.
+  r = await http('POST', '/api/meetings/external/register', { token, display_name: 'enc:other-guest' });
+  check(r.status === 201 && r.body && r.body.session_id !== sid, 'a second guest registers with the same link', r);
+  const other = await connect('other-guest', '/external', { session_id: r.body.session_id, session_token: r.body.session_token });
 
   await ackRefused(guest, 'meeting:guest_join', { meeting_id: id, session_id: sid }, 'conflict');
   await ackRefused(guest, 'meeting:admit_guest', { meeting_id: id, session_id: sid }, 'forbidden');
 
   // The host registers: the guest hears first_participant_joined.
   await ackOK(frankPhone, 'meeting:register-participant', { meeting_id: id });
-  const fpj = await deliver('meeting:first_participant_joined', field('meeting_id', id), [guest, frankDesk, ginaPhone, ginaDesk], [frankPhone]);
+  const fpj = await deliver('meeting:first_participant_joined', field('meeting_id', id), [guest, other, frankDesk, ginaPhone, ginaDesk], [frankPhone]);
   for (const d of fpj) checkKeys(d, ['meeting_id'], 'meeting:first_participant_joined');
   await ackOK(ginaPhone, 'meeting:register-participant', { meeting_id: id });
-  await deliver('meeting:participant_joined', (d) => d && d.meeting_id === id && d.user_id === 'gina', [frankPhone], [frankDesk, ginaPhone, ginaDesk, guest]);
+  await deliver('meeting:participant_joined', (d) => d && d.meeting_id === id && d.user_id === 'gina', [frankPhone], [frankDesk, ginaPhone, ginaDesk, guest, other]);
 
   // The guest asks to join: the joined participants hear it.
   await ackOK(guest, 'meeting:guest_join', { meeting_id: id, session_id: sid, display_name: 'enc:guest-2' });
-  const gj = await deliver('meeting:guest_join', field('session_id', sid), [frankPhone, ginaPhone], [frankDesk, ginaDesk, guest]);
+  const gj = await deliver('meeting:guest_join', field('session_id', sid), [frankPhone, ginaPhone], [frankDesk, ginaDesk, guest, other]);
   for (const d of gj) {
     checkKeys(d, ['meeting_id', 'session_id', 'display_name', 'timestamp'], 'meeting:guest_join');
     check(d.meeting_id === id && d.display_name === 'enc:guest-2' && near(d.timestamp), 'meeting:guest_join carries the new opaque name and a timestamp', d);
@@ -642,7 +647,7 @@ async function guestFlow() {
 
   // gina admits: the guest and the other joined participant hear it.
   await ackOK(ginaPhone, 'meeting:admit_guest', { meeting_id: id, session_id: sid });
-  const st = await deliver('meeting:admission_status', field('session_id', sid), [guest, frankPhone], [ginaPhone, ginaDesk, frankDesk]);
+  const st = await deliver('meeting:admission_status', field('session_id', sid), [guest, frankPhone], [ginaPhone, ginaDesk, frankDesk, other]);
   for (const d of st) {
     checkKeys(d, ['meeting_id', 'session_id', 'status', 'admitted_by'], 'meeting:admission_status');
     check(d.meeting_id === id && d.status === 'admitted' && d.admitted_by === 'gina', 'meeting:admission_status admitted by gina', d);
@@ -650,10 +655,10 @@ async function guestFlow() {
   await ackRefused(frankPhone, 'meeting:decline_guest', { meeting_id: id, session_id: sid }, 'conflict');
 
   await ackOK(guest, 'meeting:leave', { meeting_id: id });
-  const gl = await deliver('meeting:guest_left', field('session_id', sid), [frankPhone, ginaPhone], [frankDesk, ginaDesk, guest]);
+  const gl = await deliver('meeting:guest_left', field('session_id', sid), [frankPhone, ginaPhone], [frankDesk, ginaDesk, guest, other]);
   checkKeys(gl[0], ['meeting_id', 'session_id'], 'meeting:guest_left');
 
-  const leaked = members.filter((c) => c.events.some((e) => show(e.data).includes(stok)));
+  const leaked = [...members, other].filter((c) => c.events.some((e) => show(e.data).includes(stok)));
   check(leaked.length === 0, 'the session_token was never broadcast', leaked.map((c) => c.label));
 
   await tally([
@@ -662,8 +667,9 @@ async function guestFlow() {
     [ginaPhone, { 'meeting:created': 1, 'meeting:first_participant_joined': 1, 'meeting:started': 1, 'meeting:guest_join': 1, 'meeting:guest_left': 1 }],
     [ginaDesk, { 'meeting:created': 1, 'meeting:first_participant_joined': 1, 'meeting:started': 1 }],
     [guest, { 'meeting:first_participant_joined': 1, 'meeting:admission_status': 1 }],
+    [other, { 'meeting:first_participant_joined': 1 }],
   ]);
-  closeAll([...members, guest]);
+  closeAll([...members, guest, other]);
 }
 
 // 4. presence across disconnect and reconnect.
