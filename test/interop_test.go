@@ -25,7 +25,7 @@ import (
 
 const (
 	interopDir     = "interop"
-	interopGrace   = 500 * time.Millisecond
+	interopGrace   = time.Second
 	interopTimeout = 3 * time.Minute
 )
 
