@@ -33,7 +33,7 @@ func (s *guests) CreateSession(ctx context.Context, sess *state.Session, now tim
 	var claim *goredis.BoolCmd
 	v, err := s.st().runWith(ctx, s.sc.createSession, []string{key}, []any{b, ttl.Milliseconds()},
 		func(p goredis.Pipeliner) { claim = p.SetNX(ctx, lookup, sess.MeetingID, ttl) })
-	if _, err := s.st().decode("create session", v, err); err != nil {
+	if _, err := s.st().decode("create session", sessionDoc, v, err); err != nil {
 		return err
 	}
 	// The id is unique across meetings through its lookup key, which lives
@@ -84,7 +84,7 @@ func (s *guests) Request(ctx context.Context, meetingID, id string, name *string
 	}
 	v, err := s.st().run(ctx, s.sc.requestAdmission, s.sessionKeys(meetingID, id),
 		stamp(now), millis(now), id, replace, n, b64IfInvalid(n))
-	r, err := s.st().decode("request admission", v, err)
+	r, err := s.st().decode("request admission", sessionDoc, v, err)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +99,7 @@ func (s *guests) Decide(ctx context.Context, meetingID, id, actor string, admit 
 	}
 	v, err := s.st().run(ctx, s.sc.decideAdmission, s.sessionKeys(meetingID, id),
 		stamp(now), id, actor, flag, stamp(now.Add(cooldown)))
-	r, err := s.st().decode("decide admission", v, err)
+	r, err := s.st().decode("decide admission", sessionDoc, v, err)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (s *guests) Decide(ctx context.Context, meetingID, id, actor string, admit 
 // Connect implements state.Guests.
 func (s *guests) Connect(ctx context.Context, meetingID, id, connID string, now time.Time) (*state.Session, error) {
 	v, err := s.st().run(ctx, s.sc.connectGuest, []string{s.keys.session(meetingID, id)}, stamp(now), connID)
-	r, err := s.st().decode("connect guest", v, err)
+	r, err := s.st().decode("connect guest", sessionDoc, v, err)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (s *guests) Connect(ctx context.Context, meetingID, id, connID string, now 
 // Disconnect implements state.Guests.
 func (s *guests) Disconnect(ctx context.Context, meetingID, id, connID string, now time.Time) (*state.Session, bool, error) {
 	v, err := s.st().run(ctx, s.sc.disconnectGuest, []string{s.keys.session(meetingID, id)}, stamp(now), connID)
-	r, err := s.st().decode("disconnect guest", v, err)
+	r, err := s.st().decode("disconnect guest", sessionDoc, v, err)
 	if err != nil {
 		return nil, false, err
 	}
@@ -129,7 +129,7 @@ func (s *guests) Disconnect(ctx context.Context, meetingID, id, connID string, n
 // SettleLeft implements state.Guests.
 func (s *guests) SettleLeft(ctx context.Context, meetingID, id string, now time.Time) (*state.Session, bool, error) {
 	v, err := s.st().run(ctx, s.sc.settleGuestLeft, s.sessionKeys(meetingID, id), stamp(now), id)
-	r, err := s.st().decode("settle guest", v, err)
+	r, err := s.st().decode("settle guest", sessionDoc, v, err)
 	if err != nil {
 		return nil, false, err
 	}
@@ -139,7 +139,7 @@ func (s *guests) SettleLeft(ctx context.Context, meetingID, id string, now time.
 // Leave implements state.Guests.
 func (s *guests) Leave(ctx context.Context, meetingID, id string, now time.Time) (*state.Session, bool, error) {
 	v, err := s.st().run(ctx, s.sc.leaveGuest, s.sessionKeys(meetingID, id), stamp(now), id)
-	r, err := s.st().decode("guest leave", v, err)
+	r, err := s.st().decode("guest leave", sessionDoc, v, err)
 	if err != nil {
 		return nil, false, err
 	}

@@ -36,14 +36,14 @@ func (s *jobs) Schedule(ctx context.Context, js ...state.Job) error {
 		args = append(args, j.ID, b, millis(j.Due.Time))
 	}
 	v, err := s.st().run(ctx, s.sc.scheduleJobs, s.jobKeys(), args...)
-	_, err = s.st().decode("schedule", v, err)
+	_, err = s.st().decode("schedule", noDoc, v, err)
 	return err
 }
 
 // Cancel implements state.Jobs.
 func (s *jobs) Cancel(ctx context.Context, id string) error {
 	v, err := s.st().run(ctx, s.sc.cancelJob, s.jobKeys(), id)
-	_, err = s.st().decode("cancel job", v, err)
+	_, err = s.st().decode("cancel job", noDoc, v, err)
 	return err
 }
 
@@ -71,6 +71,6 @@ func (s *jobs) Claim(ctx context.Context, now time.Time, lease time.Duration, li
 // Done implements state.Jobs.
 func (s *jobs) Done(ctx context.Context, j state.Job) error {
 	v, err := s.st().run(ctx, s.sc.finishJob, s.jobKeys(), j.ID, j.Lease.String())
-	_, err = s.st().decode("job done", v, err)
+	_, err = s.st().decode("job done", noDoc, v, err)
 	return err
 }

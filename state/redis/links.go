@@ -27,7 +27,7 @@ func (s *links) CreateLink(ctx context.Context, l *state.Link, now time.Time) er
 	}
 	ttl := ttlUntil(l.ExpiresAt.Time, now)
 	v, err := s.st().run(ctx, s.sc.createLink, []string{s.keys.link(l.Token)}, b, ttl.Milliseconds())
-	_, err = s.st().decode("create link", v, err)
+	_, err = s.st().decode("create link", linkDoc, v, err)
 	return err
 }
 
@@ -67,12 +67,9 @@ func linkGone(l *state.Link, now time.Time) string {
 // UseLink implements state.Links.
 func (s *links) UseLink(ctx context.Context, token string, now time.Time) (*state.Link, error) {
 	v, err := s.st().run(ctx, s.sc.useLink, []string{s.keys.link(token)}, stamp(now))
-	r, err := s.st().decode("use link", v, err)
-	if r != nil && r.L != nil {
-		return r.L, err // ErrGone comes with the link
+	r, err := s.st().decode("use link", linkDoc, v, err)
+	if r != nil && r.Link != nil {
+		return r.Link, err // ErrGone comes with the link
 	}
-	if err != nil {
-		return nil, err
-	}
-	return r.L, nil
+	return nil, err
 }

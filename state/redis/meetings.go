@@ -37,6 +37,7 @@ func (s *meetings) Create(ctx context.Context, m *state.Meeting, retention time.
 			delete(doc.Conns, u) // an empty list would come back from Lua as {}
 		}
 	}
+	doc.ActiveCount = len(doc.Conns)
 	b, err := encodeMeeting(doc)
 	if err != nil {
 		return fmt.Errorf("redis create meeting: %w", err)
@@ -45,7 +46,7 @@ func (s *meetings) Create(ctx context.Context, m *state.Meeting, retention time.
 	v, err := s.st().runWith(ctx, s.sc.createMeeting, []string{s.keys.meeting(m.ID)},
 		[]any{b, ttl.Milliseconds()},
 		func(p goredis.Pipeliner) { s.st().indexMeeting(ctx, p, m.ID, users, ttl) })
-	_, err = s.st().decode("create meeting", v, err)
+	_, err = s.st().decode("create meeting", meetingDoc, v, err)
 	return err
 }
 
@@ -169,7 +170,7 @@ func (s *meetings) Update(ctx context.Context, id, actor string, p state.Meeting
 	}
 	v, err := s.st().run(ctx, s.sc.updateMeeting, []string{s.keys.meeting(id)},
 		stamp(now), millis(now), actor, retention.Milliseconds(), b)
-	r, err := s.st().decode("update meeting", v, err)
+	r, err := s.st().decode("update meeting", meetingDoc, v, err)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +188,7 @@ func (s *meetings) Update(ctx context.Context, id, actor string, p state.Meeting
 // Start implements state.Meetings.
 func (s *meetings) Start(ctx context.Context, id, actor string, now time.Time) (*state.Meeting, error) {
 	v, err := s.st().run(ctx, s.sc.startMeeting, []string{s.keys.meeting(id)}, stamp(now), actor)
-	r, err := s.st().decode("start meeting", v, err)
+	r, err := s.st().decode("start meeting", meetingDoc, v, err)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +198,7 @@ func (s *meetings) Start(ctx context.Context, id, actor string, now time.Time) (
 // Join implements state.Meetings.
 func (s *meetings) Join(ctx context.Context, id, actor, conn string, now time.Time) (*state.JoinResult, error) {
 	v, err := s.st().run(ctx, s.sc.joinMeeting, []string{s.keys.meeting(id)}, stamp(now), actor, conn)
-	r, err := s.st().decode("join meeting", v, err)
+	r, err := s.st().decode("join meeting", meetingDoc, v, err)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +217,7 @@ func (r *reply) callResult() *state.CallResult {
 // Leave implements state.Meetings.
 func (s *meetings) Leave(ctx context.Context, id, actor, conn string, now time.Time) (*state.LeaveResult, error) {
 	v, err := s.st().run(ctx, s.sc.leaveMeeting, []string{s.keys.meeting(id), s.keys.queue(id)}, stamp(now), actor, conn)
-	r, err := s.st().decode("leave meeting", v, err)
+	r, err := s.st().decode("leave meeting", meetingDoc, v, err)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +236,7 @@ func (s *meetings) InviteLive(ctx context.Context, id, actor string, users []str
 	}
 	v, err := s.st().runWith(ctx, s.sc.inviteLive, []string{s.keys.meeting(id)}, args,
 		func(p goredis.Pipeliner) { s.st().indexMeeting(ctx, p, id, users, s.opts.IndexTTL) })
-	r, err := s.st().decode("invite live", v, err)
+	r, err := s.st().decode("invite live", meetingDoc, v, err)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -259,7 +260,7 @@ func (s *meetings) Ring(ctx context.Context, id, actor string, recipients, onlin
 		args = append(args, u)
 	}
 	v, err := s.st().run(ctx, s.sc.ringCall, []string{s.keys.meeting(id)}, args...)
-	r, err := s.st().decode("ring", v, err)
+	r, err := s.st().decode("ring", meetingDoc, v, err)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -269,7 +270,7 @@ func (s *meetings) Ring(ctx context.Context, id, actor string, recipients, onlin
 // Accept implements state.Meetings.
 func (s *meetings) Accept(ctx context.Context, id, actor, conn string, now time.Time) (*state.JoinResult, error) {
 	v, err := s.st().run(ctx, s.sc.acceptCall, []string{s.keys.meeting(id)}, stamp(now), actor, conn)
-	r, err := s.st().decode("accept call", v, err)
+	r, err := s.st().decode("accept call", meetingDoc, v, err)
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +280,7 @@ func (s *meetings) Accept(ctx context.Context, id, actor, conn string, now time.
 // Decline implements state.Meetings.
 func (s *meetings) Decline(ctx context.Context, id, actor string, now time.Time) (*state.CallResult, error) {
 	v, err := s.st().run(ctx, s.sc.declineCall, []string{s.keys.meeting(id), s.keys.queue(id)}, stamp(now), actor)
-	r, err := s.st().decode("decline call", v, err)
+	r, err := s.st().decode("decline call", meetingDoc, v, err)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +290,7 @@ func (s *meetings) Decline(ctx context.Context, id, actor string, now time.Time)
 // ExpireRings implements state.Meetings.
 func (s *meetings) ExpireRings(ctx context.Context, id string, now time.Time) (*state.CallResult, error) {
 	v, err := s.st().run(ctx, s.sc.expireRings, []string{s.keys.meeting(id), s.keys.queue(id)}, stamp(now))
-	r, err := s.st().decode("expire rings", v, err)
+	r, err := s.st().decode("expire rings", meetingDoc, v, err)
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +301,7 @@ func (s *meetings) ExpireRings(ctx context.Context, id string, now time.Time) (*
 // (nil, false, nil).
 func (s *meetings) MarkReminded(ctx context.Context, id string, minutesBefore int) (*state.Meeting, bool, error) {
 	v, err := s.st().run(ctx, s.sc.markReminded, []string{s.keys.meeting(id)}, strconv.Itoa(minutesBefore))
-	r, err := s.st().decode("mark reminded", v, err)
+	r, err := s.st().decode("mark reminded", meetingDoc, v, err)
 	if err != nil {
 		return nil, false, err
 	}
@@ -310,7 +311,7 @@ func (s *meetings) MarkReminded(ctx context.Context, id string, minutesBefore in
 // EndIfOver implements state.Meetings.
 func (s *meetings) EndIfOver(ctx context.Context, id string, now time.Time) (*state.Meeting, bool, error) {
 	v, err := s.st().run(ctx, s.sc.endIfOver, []string{s.keys.meeting(id)}, stamp(now))
-	r, err := s.st().decode("end if over", v, err)
+	r, err := s.st().decode("end if over", meetingDoc, v, err)
 	if err != nil {
 		return nil, false, err
 	}
@@ -321,7 +322,7 @@ func (s *meetings) EndIfOver(ctx context.Context, id string, now time.Time) (*st
 // dropped by their next ListForUser.
 func (s *meetings) Delete(ctx context.Context, id, actor string) (*state.Meeting, error) {
 	v, err := s.st().run(ctx, s.sc.deleteMeeting, []string{s.keys.meeting(id), s.keys.queue(id)}, actor)
-	r, err := s.st().decode("delete meeting", v, err)
+	r, err := s.st().decode("delete meeting", meetingDoc, v, err)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ func (s *nodes) st() *Store { return (*Store)(s) }
 // Refresh implements state.Nodes.
 func (s *nodes) Refresh(ctx context.Context, node string, lease time.Duration, now time.Time) (bool, error) {
 	v, err := s.st().run(ctx, s.sc.refreshNode, []string{s.keys.nodes()}, node, millis(now), millis(now.Add(lease)))
-	r, err := s.st().decode("refresh node", v, err)
+	r, err := s.st().decode("refresh node", noDoc, v, err)
 	if err != nil {
 		return false, err
 	}

@@ -69,7 +69,7 @@ func (s *presence) connect(ctx context.Context, op string, c state.Conn, ttl tim
 			p.Do(ctx, "PEXPIRE", idx, idxTTL, "NX")
 			p.Do(ctx, "PEXPIRE", idx, idxTTL, "GT")
 		})
-	r, err := s.st().decode(op, v, err)
+	r, err := s.st().decode(op, noDoc, v, err)
 	if err != nil {
 		return state.ConnResult{}, err
 	}
@@ -84,7 +84,7 @@ func (r *reply) transition(user string, now time.Time) state.Transition {
 func (s *presence) Disconnect(ctx context.Context, user, connID string, now time.Time) (state.ConnResult, error) {
 	v, err := s.st().run(ctx, s.sc.disconnectPresence, []string{s.keys.presence(user)},
 		millis(now), connID, s.opts.PresenceHold.Milliseconds())
-	r, err := s.st().decode("disconnect", v, err)
+	r, err := s.st().decode("disconnect", noDoc, v, err)
 	if err != nil {
 		return state.ConnResult{}, err
 	}
@@ -98,7 +98,7 @@ func (s *presence) Disconnect(ctx context.Context, user, connID string, now time
 func (s *presence) SettleOffline(ctx context.Context, user string, lastSeenTTL time.Duration, now time.Time) (state.Transition, error) {
 	v, err := s.st().run(ctx, s.sc.settleOffline, []string{s.keys.presence(user)},
 		millis(now), stamp(now), lastSeenTTL.Milliseconds(), s.opts.PresenceHold.Milliseconds())
-	r, err := s.st().decode("settle offline", v, err)
+	r, err := s.st().decode("settle offline", noDoc, v, err)
 	if err != nil {
 		return state.Transition{}, err
 	}
@@ -112,7 +112,7 @@ func (s *presence) SetJoined(ctx context.Context, user, connID, meetingID string
 		flag = "1"
 	}
 	v, err := s.st().run(ctx, s.sc.setJoined, []string{s.keys.presence(user)}, millis(now), connID, meetingID, flag)
-	r, err := s.st().decode("set joined", v, err)
+	r, err := s.st().decode("set joined", noDoc, v, err)
 	if err != nil {
 		return state.Transition{}, err
 	}

@@ -180,13 +180,13 @@ func (s *Store) indexMeeting(ctx context.Context, p goredis.Pipeliner, id string
 
 // ---- replies and errors ----
 
-// reply is the JSON answer of a script. Each script sets the fields that
-// concern it; E is set when the transition was refused.
+// reply is the answer of a script: flags, of which each script sets those
+// that concern it (E when the transition was refused), and the document the
+// transition concerns, decoded into Meeting, Session or Link.
 type reply struct {
 	E      string `json:"e"`
 	Detail string `json:"detail"`
 
-	M           json.RawMessage `json:"m"`
 	Already     bool            `json:"already"`
 	UserJoined  bool            `json:"user_joined"`
 	FirstJoined bool            `json:"first_joined"`
@@ -200,11 +200,8 @@ type reply struct {
 	Grew        bool            `json:"grew"`
 	PTTL        int64           `json:"pttl"`
 
-	S       json.RawMessage `json:"s"`
 	Changed bool            `json:"changed"`
 	Last    bool            `json:"last"`
-
-	L *state.Link `json:"l"`
 
 	From     string   `json:"from"`
 	To       string   `json:"to"`
@@ -212,10 +209,22 @@ type reply struct {
 
 	Lost bool `json:"lost"`
 
-	// Meeting and Session are M and S decoded.
+	// The document, as stored, and decoded by the caller's kind.
+	Doc     []byte         `json:"-"`
 	Meeting *state.Meeting `json:"-"`
 	Session *state.Session `json:"-"`
+	Link    *state.Link    `json:"-"`
 }
+
+// docKind says what the document of a script's answer is.
+type docKind int
+
+const (
+	noDoc docKind = iota
+	meetingDoc
+	sessionDoc
+	linkDoc
+)
 
 // codes maps the error codes of the scripts to the errors of package state.
 var codes = map[string]error{
@@ -231,23 +240,36 @@ var codes = map[string]error{
 // decode parses the reply of a script. A refused transition comes back as
 // an error wrapping the matching state error, with the reply (some callers
 // return what the reply carries along with the error).
-func (s *Store) decode(op string, v any, err error) (*reply, error) {
+func (s *Store) decode(op string, kind docKind, v any, err error) (*reply, error) {
 	if err != nil {
 		return nil, s.fail(op, err)
 	}
-	str, ok := v.(string)
-	if !ok {
+	pair, ok := v.([]any)
+	if !ok || len(pair) != 2 {
 		return nil, fmt.Errorf("redis %s: unexpected script reply %T", op, v)
 	}
+	flags, ok := pair[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("redis %s: unexpected script flags %T", op, pair[0])
+	}
 	var r reply
-	if err := json.Unmarshal([]byte(str), &r); err != nil {
+	if err := json.Unmarshal([]byte(flags), &r); err != nil {
 		return nil, fmt.Errorf("redis %s: decode script reply: %w", op, err)
 	}
-	if r.Meeting, err = decodeMeeting(r.M); err != nil {
-		return nil, fmt.Errorf("redis %s: %w", op, err)
-	}
-	if r.Session, err = decodeSession(r.S); err != nil {
-		return nil, fmt.Errorf("redis %s: %w", op, err)
+	if doc, ok := pair[1].(string); ok {
+		r.Doc = []byte(doc)
+		switch kind {
+		case meetingDoc:
+			r.Meeting, err = decodeMeeting(r.Doc)
+		case sessionDoc:
+			r.Session, err = decodeSession(r.Doc)
+		case linkDoc:
+			r.Link = new(state.Link)
+			err = json.Unmarshal(r.Doc, r.Link)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redis %s: %w", op, err)
+		}
 	}
 	if r.E != "" {
 		target, ok := codes[r.E]

@@ -12,6 +12,5 @@ p.status = 'accepted'
 p._ring_deadline = nil
 if p.role ~= 'owner' then m._answered = true end
 touch(m, now)
-save(KEYS[1], m)
-r.m = m
+r.m = save(KEYS[1], m)
 return reply(r)

@@ -16,6 +16,6 @@ else
 end
 s.decided_at = now
 s._queued_at = nil
-save_session(KEYS[1], s)
+local doc = save_session(KEYS[1], s)
 redis.call('ZREM', KEYS[2], id)
-return reply({s = s})
+return reply({s = doc})

@@ -15,5 +15,4 @@ if all_out(m) then
   end_call(m, now)
   return reply({m = m, ended = true, deleted = true, reason = 'declined'})
 end
-save(KEYS[1], m)
-return reply({m = m})
+return reply({m = save(KEYS[1], m)})

@@ -2,11 +2,10 @@
 -- room is empty.
 -- KEYS[1] meeting. ARGV[1] now.
 local now = ARGV[1]
-local m = get_json(KEYS[1])
+local m, raw = get_json(KEYS[1])
 if not m then return fail('not_found') end
-if m.status == 'ended' or not over(m, now) then return reply({m = tidy(m)}) end
+if m.status == 'ended' or not over(m, now) then return reply({m = raw}) end
 m.status = 'ended'
 m.ended_at = now
 touch(m, now)
-save(KEYS[1], m)
-return reply({m = m, ended = true})
+return reply({m = save(KEYS[1], m), ended = true})

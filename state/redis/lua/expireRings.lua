@@ -3,7 +3,7 @@
 -- ends (timeout) and is deleted.
 -- KEYS[1] call, KEYS[2] its admission queue. ARGV[1] now.
 local now = ARGV[1]
-local m = get_json(KEYS[1])
+local m, raw = get_json(KEYS[1])
 if not m or not m.is_instant_call then return fail('not_found') end
 local missed = {}
 for _, p in ipairs(m.participants or {}) do
@@ -13,11 +13,10 @@ for _, p in ipairs(m.participants or {}) do
     table.insert(missed, p.user_id)
   end
 end
-if #missed == 0 then return reply({m = tidy(m)}) end
+if #missed == 0 then return reply({m = raw}) end
 touch(m, now)
 if all_out(m) then
   end_call(m, now)
   return reply({m = m, users = missed, ended = true, deleted = true, reason = 'timeout'})
 end
-save(KEYS[1], m)
-return reply({m = m, users = missed})
+return reply({m = save(KEYS[1], m), users = missed})

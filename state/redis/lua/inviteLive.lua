@@ -3,7 +3,7 @@
 -- KEYS[1] meeting. ARGV[1] now, ARGV[2] actor, ARGV[3] max participants,
 -- ARGV[4..] users. A max of 0 or less is no limit; empty ids are ignored.
 local now, actor, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local m = get_json(KEYS[1])
+local m, raw = get_json(KEYS[1])
 if not m then return fail('not_found') end
 local p = find(m, actor)
 if not p then return fail('not_found') end
@@ -39,6 +39,6 @@ for _, u in ipairs(fresh) do
 end
 if #invited > 0 then
   touch(m, now)
-  save(KEYS[1], m)
+  raw = save(KEYS[1], m)
 end
-return reply({m = tidy(m), users = nonempty(invited), pttl = redis.call('PTTL', KEYS[1])})
+return reply({m = raw, users = nonempty(invited), pttl = redis.call('PTTL', KEYS[1])})

@@ -2,20 +2,19 @@
 -- first join makes a scheduled meeting live.
 -- KEYS[1] meeting. ARGV[1] now, ARGV[2] actor, ARGV[3] connection.
 local now, actor, conn = ARGV[1], ARGV[2], ARGV[3]
-local m = get_json(KEYS[1])
+local m, raw = get_json(KEYS[1])
 if not m then return fail('not_found') end
 local p = find(m, actor)
 if not p then return fail('not_found') end
 if m.status == 'ended' or over(m, now) then return fail('gone') end
 if p.status == 'declined' then return fail('forbidden') end
 local r = enter(m, p, conn, 'joined', now)
-if not r then return reply({m = tidy(m), already = true}) end
+if not r then return reply({m = raw, already = true}) end
 if m.status == 'scheduled' then
   m.status = 'live'
   m.started_at = now
   r.started = true
 end
 touch(m, now)
-save(KEYS[1], m)
-r.m = m
+r.m = save(KEYS[1], m)
 return reply(r)

@@ -30,7 +30,7 @@ if m.is_instant_call then
     r.ended, r.deleted = true, true
     if m._answered then r.reason = 'completed' else r.reason = 'cancelled' end
     end_call(m, now)
-    r.m = m
+    r.m = m -- the last state, encoded once
     return reply(r)
   end
 elseif m.status ~= 'ended' and over(m, now) then
@@ -38,6 +38,5 @@ elseif m.status ~= 'ended' and over(m, now) then
   m.ended_at = now
   r.ended = true
 end
-save(KEYS[1], m)
-r.m = m
+r.m = save(KEYS[1], m)
 return reply(r)

@@ -7,22 +7,29 @@
 --     time order, so scripts compare them as strings. Durations and
 --     deadlines used for TTLs are Unix milliseconds passed by Go.
 --   * The clock is never read here: "now" always comes from ARGV.
---   * A script answers with one JSON object. A refused transition answers
---     {"e": "<code>", "detail": "..."}; the Go side maps the code to an error
---     of package state.
+--   * A script answers a pair: a small JSON object of flags, and the JSON of
+--     the document the transition concerns (meeting, session or link) or
+--     nil. The document is the very string stored when there is one, so it
+--     is encoded once (or not at all when nothing changed). A refused
+--     transition answers flags {"e": "<code>", "detail": "..."}; the Go side
+--     maps the code to an error of package state.
 --   * cjson encodes an empty Lua table as {}: a table that Go decodes as an
 --     array is dropped (set to nil) when empty, never stored as {}.
 
 local NULL = cjson.null
 
--- fail answers a refused transition with a domain error code.
-local function fail(code, detail)
-  return cjson.encode({e = code, detail = detail})
+-- reply answers flags t; its field m, s or l, if any, is the document: a
+-- JSON string as stored, or a table to encode.
+local function reply(t)
+  local doc = t.m or t.s or t.l
+  t.m, t.s, t.l = nil, nil, nil
+  if type(doc) == 'table' then doc = cjson.encode(doc) end
+  return {cjson.encode(t), doc or false}
 end
 
--- reply answers a successful transition.
-local function reply(t)
-  return cjson.encode(t)
+-- fail answers a refused transition with a domain error code.
+local function fail(code, detail)
+  return reply({e = code, detail = detail})
 end
 
 -- set reports whether a decoded JSON value is present (not absent, not null).
@@ -45,10 +52,11 @@ local function set_raw(o, field, b64)
   if next(o._raw) == nil then o._raw = nil end
 end
 
+-- get_json returns the decoded value at key and its JSON, or nil.
 local function get_json(key)
   local raw = redis.call('GET', key)
   if not raw then return nil end
-  return cjson.decode(raw)
+  return cjson.decode(raw), raw
 end
 
 -- ms converts a TimeLayout string to Unix milliseconds (days from the civil
@@ -140,9 +148,11 @@ local function touch(m, now)
   m.updated_at = now
 end
 
--- save writes the meeting back, keeping its TTL.
+-- save writes the meeting back, keeping its TTL, and returns its JSON.
 local function save(key, m)
-  redis.call('SET', key, cjson.encode(tidy(m)), 'KEEPTTL')
+  local doc = cjson.encode(tidy(m))
+  redis.call('SET', key, doc, 'KEEPTTL')
+  return doc
 end
 
 -- over reports whether a scheduled meeting has ended in fact: its end time
@@ -210,17 +220,20 @@ end
 
 ---------------------------------------------------------------- sessions
 
+-- save_session writes a session back, keeping its TTL, and returns its JSON.
 local function save_session(key, s)
   if type(s._conns) ~= 'table' or #s._conns == 0 then s._conns = nil end
-  redis.call('SET', key, cjson.encode(s), 'KEEPTTL')
+  local doc = cjson.encode(s)
+  redis.call('SET', key, doc, 'KEEPTTL')
+  return doc
 end
 
--- load_session returns the live session at key, or nil when it is unknown
--- or expired as seen from now.
+-- load_session returns the live session at key and its JSON, or nil when it
+-- is unknown or expired as seen from now.
 local function load_session(key, now)
-  local s = get_json(key)
+  local s, raw = get_json(key)
   if not s or s.expires_at <= now then return nil end
-  return s
+  return s, raw
 end
 
 ---------------------------------------------------------------- presence

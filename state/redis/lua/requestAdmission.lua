@@ -20,7 +20,7 @@ if ARGV[4] == '1' then
   s.display_name = ARGV[5]
   set_raw(s, 'display_name', ARGV[6])
 end
-save_session(KEYS[1], s)
+local doc = save_session(KEYS[1], s)
 -- Queued by time; requests in the same millisecond keep their order through
 -- a fraction of a millisecond (1/1024 steps stay exact in a double until
 -- the year 2248).
@@ -32,4 +32,4 @@ if #last > 0 and last[1] ~= id then
 end
 redis.call('ZADD', KEYS[2], string.format('%.17g', score), id)
 extend(KEYS[2], ms(s.expires_at), now_ms)
-return reply({s = s})
+return reply({s = doc})

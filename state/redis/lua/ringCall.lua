@@ -4,7 +4,7 @@
 -- ARGV[4] n = number of recipients, ARGV[5..4+n] recipients, the rest: the
 -- recipients that are online.
 local now, actor, deadline, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local m = get_json(KEYS[1])
+local m, raw = get_json(KEYS[1])
 if not m or not m.is_instant_call then return fail('not_found') end
 if not find(m, actor) then return fail('not_found') end
 local recipients, online, bad, badseen = {}, {}, {}, {}
@@ -33,6 +33,6 @@ for _, u in ipairs(recipients) do
 end
 if #rang > 0 then
   touch(m, now)
-  save(KEYS[1], m)
+  raw = save(KEYS[1], m)
 end
-return reply({m = tidy(m), users = nonempty(rang)})
+return reply({m = raw, users = nonempty(rang)})

@@ -11,5 +11,4 @@ if m.status == 'live' then return fail('conflict') end
 m.status = 'live'
 m.started_at = now
 touch(m, now)
-save(KEYS[1], m)
-return reply({m = m})
+return reply({m = save(KEYS[1], m)})

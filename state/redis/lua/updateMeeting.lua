@@ -24,6 +24,6 @@ if not (m.end_time > m.start_time) then
   return fail('invalid', 'end_time must be after start_time')
 end
 touch(m, now)
-save(KEYS[1], m)
+local doc = save(KEYS[1], m)
 local ttl = expire(KEYS[1], ms(m.end_time) + tonumber(ARGV[4]), now_ms)
-return reply({m = m, grew = m.end_time > old_end, pttl = ttl})
+return reply({m = doc, grew = m.end_time > old_end, pttl = ttl})
