@@ -187,21 +187,21 @@ type reply struct {
 	E      string `json:"e"`
 	Detail string `json:"detail"`
 
-	Already     bool            `json:"already"`
-	UserJoined  bool            `json:"user_joined"`
-	FirstJoined bool            `json:"first_joined"`
-	Started     bool            `json:"started"`
-	UserLeft    bool            `json:"user_left"`
-	Ended       bool            `json:"ended"`
-	Deleted     bool            `json:"deleted"`
-	Reason      string          `json:"reason"`
-	Users       []string        `json:"users"`
-	First       bool            `json:"first"`
-	Grew        bool            `json:"grew"`
-	PTTL        int64           `json:"pttl"`
+	Already     bool     `json:"already"`
+	UserJoined  bool     `json:"user_joined"`
+	FirstJoined bool     `json:"first_joined"`
+	Started     bool     `json:"started"`
+	UserLeft    bool     `json:"user_left"`
+	Ended       bool     `json:"ended"`
+	Deleted     bool     `json:"deleted"`
+	Reason      string   `json:"reason"`
+	Users       []string `json:"users"`
+	First       bool     `json:"first"`
+	Grew        bool     `json:"grew"`
+	PTTL        int64    `json:"pttl"`
 
-	Changed bool            `json:"changed"`
-	Last    bool            `json:"last"`
+	Changed bool `json:"changed"`
+	Last    bool `json:"last"`
 
 	From     string   `json:"from"`
 	To       string   `json:"to"`
