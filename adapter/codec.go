@@ -1,0 +1,255 @@
+package adapter
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// maxDecodeDepth bounds the nesting of decoded msgpack values, so that a
+// hostile message cannot exhaust the stack.
+const maxDecodeDepth = 64
+
+// errMalformed is wrapped by every decoding error of a pub/sub message.
+var errMalformed = errors.New("malformed message")
+
+// decodeMsgpack decodes one msgpack value into the generic shapes the
+// socket.io encoder understands: nil, bool, int64, uint64, float64, string,
+// []byte (msgpack bin), []any, map[string]any and time.Time (timestamp
+// extension). Other extension values (notepack encodes JavaScript
+// `undefined` as one) decode to nil. Trailing bytes are an error.
+//
+// It never panics and never allocates more than the input could describe:
+// every container length is checked against the bytes left.
+func decodeMsgpack(r *strings.Reader) (any, error) {
+	d := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(d)
+	d.Reset(r)
+	v, err := decodeValue(d, r, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", errMalformed, r.Len())
+	}
+	return v, nil
+}
+
+func decodeValue(d *msgpack.Decoder, r *strings.Reader, depth int) (any, error) {
+	if depth > maxDecodeDepth {
+		return nil, errors.New("nested too deeply")
+	}
+	c, err := d.PeekCode()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+		n, err := d.DecodeMapLen()
+		if err != nil {
+			return nil, err
+		}
+		// Each entry takes at least two bytes.
+		if n < 0 || n > r.Len()/2 {
+			return nil, fmt.Errorf("map length %d exceeds input", n)
+		}
+		m := make(map[string]any, n)
+		for range n {
+			k, err := decodeValue(d, r, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			v, err := decodeValue(d, r, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			m[keyString(k)] = v
+		}
+		return m, nil
+	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+		n, err := d.DecodeArrayLen()
+		if err != nil {
+			return nil, err
+		}
+		if n < 0 || n > r.Len() {
+			return nil, fmt.Errorf("array length %d exceeds input", n)
+		}
+		s := make([]any, 0, n)
+		for range n {
+			v, err := decodeValue(d, r, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			s = append(s, v)
+		}
+		return s, nil
+	case msgpcode.IsBin(c):
+		return d.DecodeBytes()
+	case msgpcode.IsString(c):
+		return d.DecodeString()
+	case msgpcode.IsExt(c):
+		id, n, err := d.DecodeExtHeader()
+		if err != nil {
+			return nil, err
+		}
+		if n < 0 || n > r.Len() {
+			return nil, fmt.Errorf("ext length %d exceeds input", n)
+		}
+		buf := make([]byte, n)
+		if err := d.ReadFull(buf); err != nil {
+			return nil, err
+		}
+		if id == -1 { // msgpack timestamp
+			return decodeTimestamp(buf)
+		}
+		return nil, nil // notepack's `undefined` and unknown extensions
+	case c == msgpcode.Nil, c == msgpcode.True, c == msgpcode.False,
+		msgpcode.IsFixedNum(c),
+		c >= msgpcode.Float && c <= msgpcode.Int64:
+		return d.DecodeInterfaceLoose()
+	default:
+		return nil, fmt.Errorf("unknown msgpack code 0x%x", c)
+	}
+}
+
+// decodeTimestamp decodes the payload of the msgpack timestamp extension
+// (type -1) in its 32, 64 and 96 bit forms.
+func decodeTimestamp(b []byte) (any, error) {
+	switch len(b) {
+	case 4:
+		return time.Unix(int64(binary.BigEndian.Uint32(b)), 0).UTC(), nil
+	case 8:
+		v := binary.BigEndian.Uint64(b)
+		return time.Unix(int64(v&0x3ffffffff), int64(v>>34)).UTC(), nil
+	case 12:
+		nsec := binary.BigEndian.Uint32(b[:4])
+		sec := int64(binary.BigEndian.Uint64(b[4:]))
+		return time.Unix(sec, int64(nsec)).UTC(), nil
+	}
+	return nil, fmt.Errorf("timestamp of %d bytes", len(b))
+}
+
+// keyString renders a decoded map key the way JavaScript would.
+func keyString(k any) string {
+	switch k := k.(type) {
+	case string:
+		return k
+	case []byte:
+		return string(k)
+	case nil:
+		return "null"
+	}
+	return scalarString(k)
+}
+
+// scalarString renders a number or bool the way JavaScript's String() would
+// (rooms may be numbers on the Node side).
+func scalarString(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case uint64:
+		return strconv.FormatUint(v, 10)
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1e21 {
+			return strconv.FormatFloat(v, 'f', -1, 64)
+		}
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case bool:
+		return strconv.FormatBool(v)
+	}
+	return fmt.Sprint(v)
+}
+
+// normalize converts an event argument into the generic shapes that both
+// msgpack (for the wire) and the socket.io JSON encoder handle the same way
+// as Node would: binary stays binary ([]byte), text readers become strings,
+// anything else that is not a plain JSON shape goes through encoding/json so
+// that remote nodes see exactly what a local client would have seen.
+//
+// consumed reports whether a one-shot io.Reader was read; the caller must
+// then use the normalized value for local delivery too.
+func normalize(v any, depth int) (out any, consumed bool, err error) {
+	if depth > maxDecodeDepth {
+		return nil, false, errors.New("payload nested too deeply")
+	}
+	switch x := v.(type) {
+	case nil, bool, string, []byte,
+		int, int8, int16, int32, int64,
+		uint, uint8, uint16, uint32, uint64,
+		float32, float64:
+		return x, false, nil
+	case *types.StringBuffer:
+		return x.String(), false, nil
+	case *types.BytesBuffer:
+		// Bytes does not consume the buffer: local delivery can still read it.
+		return bytes.Clone(x.Bytes()), false, nil
+	case *strings.Reader:
+		b, err := io.ReadAll(x)
+		return string(b), true, err
+	case io.Reader:
+		b, err := io.ReadAll(x)
+		if c, ok := x.(io.Closer); ok {
+			_ = c.Close()
+		}
+		return b, true, err
+	case []any:
+		s := make([]any, len(x))
+		for i, e := range x {
+			n, c, err := normalize(e, depth+1)
+			if err != nil {
+				return nil, false, err
+			}
+			consumed = consumed || c
+			s[i] = n
+		}
+		return s, consumed, nil
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			n, c, err := normalize(e, depth+1)
+			if err != nil {
+				return nil, false, err
+			}
+			consumed = consumed || c
+			m[k] = n
+		}
+		return m, consumed, nil
+	default:
+		raw, err := json.Marshal(x)
+		if err != nil {
+			return nil, false, fmt.Errorf("encode %T as JSON: %w", x, err)
+		}
+		var generic any
+		if err := json.Unmarshal(raw, &generic); err != nil {
+			return nil, false, fmt.Errorf("decode JSON of %T: %w", x, err)
+		}
+		return generic, false, nil
+	}
+}
+
+// normalizeArgs normalizes the data of an event packet ([event, ...args]).
+func normalizeArgs(data any) ([]any, bool, error) {
+	n, consumed, err := normalize(data, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	args, ok := n.([]any)
+	if !ok {
+		return nil, false, fmt.Errorf("event data is %T, not a list", data)
+	}
+	return args, consumed, nil
+}
