@@ -621,3 +621,73 @@ func TestQueueKeepsRequestOrderWithinAMillisecond(t *testing.T) {
 		t.Fatalf("queue = %v, want %v", got, want)
 	}
 }
+
+// TestInviteeIndexFollowsTheMeeting: an invitee's meeting index lives as
+// long as the meeting, even past Options.IndexTTL.
+func TestInviteeIndexFollowsTheMeeting(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv)
+	ctx := context.Background()
+	noErr(t, c.FlushAll(ctx).Err(), "FLUSHALL")
+	st := redis.New(c, redis.Options{IndexTTL: time.Hour})
+	m := scheduled("mtg_a", at(0), at(72*time.Hour), "bob")
+	noErr(t, st.Meetings().Create(ctx, m, 24*time.Hour, at(0)), "Create")
+	_, err := st.Meetings().Join(ctx, "mtg_a", "alice", "a1", at(time.Minute))
+	noErr(t, err, "Join")
+	_, _, err = st.Meetings().InviteLive(ctx, "mtg_a", "alice", []string{"dave"}, 0, at(time.Minute))
+	noErr(t, err, "InviteLive")
+	meeting, _ := c.PTTL(ctx, "sb:{mtg_a}:meeting").Result()
+	index, _ := c.PTTL(ctx, "sb:{u:dave}:meetings").Result()
+	if index < meeting-5*time.Second {
+		t.Fatalf("dave's index lives %v, the meeting %v", index, meeting)
+	}
+}
+
+// TestIndexesAreRepairedOnRead: index entries whose object is gone, or
+// that a refused transition wrote, are dropped by their reader.
+func TestIndexesAreRepairedOnRead(t *testing.T) {
+	srv := redistest.Start(t)
+	st, c := freshStore(t, srv)
+	ctx := context.Background()
+	mt := st.Meetings()
+	noErr(t, mt.Create(ctx, scheduled("mtg_a", at(time.Hour), at(2*time.Hour), "bob"), time.Hour, at(0)), "Create")
+	noErr(t, mt.Create(ctx, scheduled("mtg_b", at(time.Hour), at(2*time.Hour), "bob"), time.Hour, at(0)), "Create")
+	_, err := mt.Delete(ctx, "mtg_b", "alice")
+	noErr(t, err, "Delete")
+	// A refused invitation (the meeting is not live) indexed carol anyway.
+	_, _, err = mt.InviteLive(ctx, "mtg_a", "alice", []string{"carol"}, 0, at(0))
+	if !errors.Is(err, state.ErrConflict) {
+		t.Fatalf("InviteLive on a scheduled meeting: %v", err)
+	}
+	ms, err := mt.ListForUser(ctx, "bob", true, at(0), 0, 0)
+	noErr(t, err, "ListForUser")
+	if len(ms) != 1 || ms[0].ID != "mtg_a" {
+		t.Fatalf("bob's meetings: %v", ms)
+	}
+	ms, err = mt.ListForUser(ctx, "carol", true, at(0), 0, 0)
+	noErr(t, err, "ListForUser")
+	if len(ms) != 0 {
+		t.Fatalf("carol's meetings: %v", ms)
+	}
+	for user, want := range map[string][]string{"bob": {"mtg_a"}, "carol": nil} {
+		got, _ := c.SMembers(ctx, "sb:{u:"+user+"}:meetings").Result()
+		if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("%s's index after the read: %v, want %v", user, got, want)
+		}
+	}
+
+	// A connection's node index entry outlives its Disconnect until read.
+	p := st.Presence()
+	_, err = p.Connect(ctx, state.Conn{ID: "c1", UserID: "alice", NodeID: "n1"}, time.Minute, 0, at(0))
+	noErr(t, err, "Connect")
+	_, err = p.Disconnect(ctx, "alice", "c1", at(time.Second))
+	noErr(t, err, "Disconnect")
+	conns, err := p.NodeConns(ctx, "n1")
+	noErr(t, err, "NodeConns")
+	if len(conns) != 0 {
+		t.Fatalf("NodeConns after Disconnect: %v", conns)
+	}
+	if n, _ := c.HLen(ctx, "sb:{node:n1}:conns").Result(); n != 0 {
+		t.Fatalf("node index still holds %d entries", n)
+	}
+}
