@@ -37,7 +37,7 @@ func TestConformanceCluster(t *testing.T) {
 			t.Fatalf("FLUSHALL: %v", err)
 		}
 		c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cluster.Addrs(), ContextTimeoutEnabled: true})
-		st := redis.New(c, redis.Options{})
+		st := redis.New(c, redis.Options{CloseClient: true})
 		t.Cleanup(func() { _ = st.Close() })
 		return st
 	})

@@ -29,6 +29,11 @@ type Options struct {
 	// offline transition is pending, so that SettleOffline still finds what
 	// it must settle after the presence grace. Default 10 minutes.
 	PresenceHold time.Duration
+
+	// CloseClient makes Close close the client. Leave it false when the
+	// client is shared (with the pub/sub adapter, say): its creator closes
+	// it once every user is done.
+	CloseClient bool
 }
 
 func (o Options) withDefaults() Options {
@@ -60,7 +65,8 @@ type Store struct {
 
 var _ state.Store = (*Store)(nil)
 
-// New returns a Store on c. The Store owns c from now on: Close closes it.
+// New returns a Store on c. The caller keeps c, unless Options.CloseClient
+// hands it over.
 func New(c goredis.UniversalClient, opts Options) *Store {
 	opts = opts.withDefaults()
 	return &Store{c: c, opts: opts, keys: keys{p: opts.Prefix}, sc: compileScripts()}
@@ -89,8 +95,15 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.fail("ping", s.c.Ping(ctx).Err())
 }
 
-// Close implements state.Store: it closes the client.
-func (s *Store) Close() error { return s.c.Close() }
+// Close implements state.Store. It closes the client when
+// Options.CloseClient is set, and does nothing otherwise: the Store holds no
+// connection of its own.
+func (s *Store) Close() error {
+	if s.opts.CloseClient {
+		return s.c.Close()
+	}
+	return nil
+}
 
 // Preload loads every script into Redis (every master of a cluster), so that
 // the first call of each transition does not pay for a NOSCRIPT fallback.
