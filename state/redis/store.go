@@ -155,12 +155,13 @@ func (s *Store) run(ctx context.Context, sc *goredis.Script, keys []string, args
 // stale. When the script ran but an index command failed, the index
 // commands are sent once more.
 func (s *Store) runWith(ctx context.Context, sc *goredis.Script, keys []string, args []any, index func(p goredis.Pipeliner)) (any, error) {
-	var cmd *goredis.Cmd
+	var script *goredis.Cmd
 	cmds, perr := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		cmd = sc.EvalSha(ctx, p, keys, args...)
+		script = sc.EvalSha(ctx, p, keys, args...)
 		index(p)
 		return nil
 	})
+	cmd := script
 	if goredis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
 		cmd = sc.Eval(ctx, s.c, keys, args...)
 	}
@@ -172,7 +173,7 @@ func (s *Store) runWith(ctx context.Context, sc *goredis.Script, keys []string, 
 		return nil, err
 	}
 	for _, c := range cmds {
-		if c != goredis.Cmder(cmd) && c.Err() != nil && c.Err() != goredis.Nil {
+		if c != goredis.Cmder(script) && c.Err() != nil && !errors.Is(c.Err(), goredis.Nil) {
 			_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error { index(p); return nil })
 			break
 		}
