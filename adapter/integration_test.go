@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -391,4 +392,62 @@ func sortedIDs2(cs ...*client) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestRedisCluster: three nodes on a three-master Redis Cluster, with
+// classic pub/sub and with sharded pub/sub.
+func TestRedisCluster(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	for _, sharded := range []bool{false, true} {
+		name := "classic"
+		if sharded {
+			name = "sharded"
+		}
+		t.Run(name, func(t *testing.T) {
+			cc := cl.Client(t)
+			c := startCast(t, func() Config {
+				cfg := testConfig(cc)
+				cfg.Sharded = sharded
+				return cfg
+			})
+			runAudiences(t, c)
+
+			ctx := context.Background()
+			var (
+				mu         sync.Mutex // ForEachMaster runs concurrently
+				numpat     int64
+				shardChans = map[string]bool{}
+			)
+			err := cc.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error {
+				p, err := n.PubSubNumPat(ctx).Result()
+				mu.Lock()
+				defer mu.Unlock()
+				numpat += p
+				if err != nil {
+					return err
+				}
+				chans, err := n.PubSubShardChannels(ctx, "*").Result()
+				for _, ch := range chans {
+					shardChans[ch] = true
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if numpat != 0 {
+				t.Errorf("NUMPAT = %d, want 0", numpat)
+			}
+			if got := shardChans["socket.io#/#room:b#"]; got != sharded {
+				t.Errorf("room:b is a shard channel: %v, want %v", got, sharded)
+			}
+			if sharded && shardChans["socket.io#/#room:nobody#"] {
+				t.Error("subscribed to an empty room")
+			}
+			socks, err, _ := fetchSockets(t, c.nodes[1], "room:b")
+			if err != nil || len(socks) != 2 {
+				t.Errorf("FetchSockets(room:b) = %d sockets, %v; want 2", len(socks), err)
+			}
+		})
+	}
 }
