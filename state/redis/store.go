@@ -212,7 +212,7 @@ type reply struct {
 	Users       []string `json:"users"`
 	First       bool     `json:"first"`
 	Grew        bool     `json:"grew"`
-	PTTL        int64    `json:"pttl"`
+	PTTL        float64  `json:"pttl"` // ms; cjson may write it with an exponent
 
 	Changed bool `json:"changed"`
 	Last    bool `json:"last"`
@@ -240,15 +240,26 @@ const (
 	linkDoc
 )
 
-// codes maps the error codes of the scripts to the errors of package state.
-var codes = map[string]error{
-	"not_found":    state.ErrNotFound,
-	"forbidden":    state.ErrForbidden,
-	"conflict":     state.ErrConflict,
-	"gone":         state.ErrGone,
-	"invalid":      state.ErrInvalid,
-	"too_large":    state.ErrTooLarge,
-	"rate_limited": state.ErrRateLimited,
+// stateError maps an error code of the scripts to the error of package
+// state, or nil for an unknown code.
+func stateError(code string) error {
+	switch code {
+	case "not_found":
+		return state.ErrNotFound
+	case "forbidden":
+		return state.ErrForbidden
+	case "conflict":
+		return state.ErrConflict
+	case "gone":
+		return state.ErrGone
+	case "invalid":
+		return state.ErrInvalid
+	case "too_large":
+		return state.ErrTooLarge
+	case "rate_limited":
+		return state.ErrRateLimited
+	}
+	return nil
 }
 
 // decode parses the reply of a script. A refused transition comes back as
@@ -286,8 +297,8 @@ func (s *Store) decode(op string, kind docKind, v any, err error) (*reply, error
 		}
 	}
 	if r.E != "" {
-		target, ok := codes[r.E]
-		if !ok {
+		target := stateError(r.E)
+		if target == nil {
 			return &r, fmt.Errorf("redis %s: unknown script error %q", op, r.E)
 		}
 		if r.Detail != "" {
