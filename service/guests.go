@@ -285,7 +285,7 @@ func (s *Service) Decide(ctx context.Context, a Actor, r DecisionRequest, admit 
 	if m.Participant(a.UserID) == nil {
 		return Errorf(CodeNotFound, "meeting not found")
 	}
-	if !m.Joined(a.UserID) {
+	if !joinedWith(m, a) {
 		return Errorf(CodeForbidden, "only joined participants may admit or decline guests")
 	}
 	sess, err := s.store.Guests().Decide(ctx, r.MeetingID, r.SessionID, a.UserID, admit, s.cfg.AdmissionCooldown, s.now())

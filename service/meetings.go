@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"time"
 
@@ -450,12 +449,4 @@ func (s *Service) endMeeting(ctx context.Context, id string) error {
 	}
 	s.emitToUsers(m.Audience(), nil, "meeting:updated", map[string]any{"meeting": m.Public()})
 	return nil
-}
-
-// rawOrNull returns v, or JSON null when empty.
-func rawOrNull(v json.RawMessage) json.RawMessage {
-	if len(v) == 0 {
-		return json.RawMessage("null")
-	}
-	return v
 }

@@ -51,7 +51,7 @@ func (s *Service) MemberSignal(ctx context.Context, a Actor, r SignalRequest) er
 	if m.Participant(a.UserID) == nil {
 		return Errorf(CodeNotFound, "meeting not found")
 	}
-	if !m.Joined(a.UserID) {
+	if !joinedWith(m, a) {
 		return Errorf(CodeForbidden, "only joined participants may signal")
 	}
 	sess, err := s.store.Guests().GetSession(ctx, r.To.SessionID)
@@ -100,4 +100,19 @@ func (s *Service) GuestSignal(ctx context.Context, g Guest, r SignalRequest) err
 	s.emit.Emit(Delivery{Namespace: MembersNamespace, Rooms: []string{room}, Event: "meeting:signal",
 		Data: map[string]any{"meeting_id": m.ID, "from": map[string]any{"session_id": sess.ID}, "envelope": r.Envelope}})
 	return nil
+}
+
+// joinedWith reports whether the actor's own socket is in the meeting room:
+// joining is per device, so a user's other devices are not joined (SPEC 4).
+// Without a socket (REST), any joined device of the user counts.
+func joinedWith(m *state.Meeting, a Actor) bool {
+	if a.ConnID == "" {
+		return m.Joined(a.UserID)
+	}
+	for _, c := range m.Conns[a.UserID] {
+		if c == a.ConnID {
+			return true
+		}
+	}
+	return false
 }

@@ -139,7 +139,7 @@ func TestMeetingAuthorizationRefusals(t *testing.T) {
 		{"non-participant register", mallory, "meeting:register-participant", map[string]any{"meeting_id": id}, "not_found"},
 		{"member link", bob, "meeting:generate_link", map[string]any{"meeting_id": id}, "forbidden"},
 		{"non-participant link", mallory, "meeting:generate_link", map[string]any{"meeting_id": id}, "not_found"},
-		{"invite while scheduled", alice, "meeting:invite-live", map[string]any{"meeting_id": id, "user_ids": []string{"x"}}, "forbidden"},
+		{"invite while scheduled", alice, "meeting:invite-live", map[string]any{"meeting_id": id, "user_ids": []string{"x"}}, "conflict"},
 		{"leave when not joined", bob, "meeting:leave", map[string]any{"meeting_id": id}, "conflict"},
 		{"unknown meeting", alice, "meeting:start", map[string]any{"meeting_id": "mtg_00000000000000000000000000000000"}, "not_found"},
 		{"bad times", alice, "meeting:update", map[string]any{"meeting_id": id, "endTime": "2026-11-25T09:00:00Z"}, "invalid_payload"},

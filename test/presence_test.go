@@ -37,8 +37,10 @@ func TestPresenceAcrossDisconnectAndReconnect(t *testing.T) {
 	}
 
 	// A reload within the grace causes no flap.
+	watcher.Reset()
 	bob3 := e.member("bob", "phone")
 	got(t, watcher, "presence:user_connected", func(m map[string]any) bool { return m["user_id"] == "bob" })
+	time.Sleep(quiet)
 	watcher.Reset()
 	bob3.Close()
 	time.Sleep(100 * time.Millisecond)
@@ -52,6 +54,9 @@ func TestPresenceBusyAndTTL(t *testing.T) {
 	e := newEnv(t)
 	watcher := e.member("watcher", "desk")
 	alice, bob := e.member("alice", "phone"), e.member("bob", "phone")
+	got(t, watcher, "presence:user_connected", testclient.Field("user_id", "bob"))
+	time.Sleep(quiet)
+	watcher.Reset()
 	id := createCall(t, alice, "bob")
 	exactlyOnce(t, watcher, "presence:user_connected", func(m map[string]any) bool { return m["user_id"] == "alice" && m["status"] == "busy" })
 	mustOK(t, emit(t, alice, "meeting:leave", map[string]any{"meeting_id": id}))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/zishang520/socket.io/clients/engine/v3/transports"
 	"github.com/zishang520/socket.io/clients/socket/v3"
+	server "github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
@@ -222,7 +223,10 @@ func (c *Client) Emit(event string, payload any) (Ack, error) {
 // EmitTimeout is Emit with a timeout.
 func (c *Client) EmitTimeout(event string, payload any, timeout time.Duration) (Ack, error) {
 	ch := make(chan Ack, 1)
-	cb := func(args ...any) {
+	cb := server.Ack(func(args []any, err error) {
+		if err != nil {
+			return
+		}
 		var a Ack
 		if len(args) > 0 {
 			a = toMap(args[0])
@@ -231,7 +235,7 @@ func (c *Client) EmitTimeout(event string, payload any, timeout time.Duration) (
 		case ch <- a:
 		default:
 		}
-	}
+	})
 	var err error
 	if payload == nil {
 		err = c.sock.Emit(event, cb)
