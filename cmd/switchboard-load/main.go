@@ -119,6 +119,20 @@ func fdsNeeded(cfg loadtest.Config) uint64 {
 	return uint64(n)
 }
 
+const usage = `usage: switchboard-load --scenario idle|call|fanout|presence [flags]
+
+Opens authenticated member connections over the --urls nodes (loopback only
+unless --allow-remote) and drives a scenario at an offered rate (open loop).
+  idle      connect --conns, hold for --duration; with --pids, server RSS per connection
+  call      call:create → call:notify → call:incoming on every callee device →
+            call:accept → call:accepted → meeting:leave × 2 → call:ended, at --rate
+  fanout    one meeting, every socket registered; meeting:update at --rate
+  presence  fresh users connect/heartbeat/disconnect at --rate; --watchers count
+            presence:user_connected / user_disconnected
+Hard caps: 50,000 connections, 10m duration, 1,000,000 operations.
+
+`
+
 type outputOptions struct {
 	json   bool
 	quiet  bool
@@ -151,13 +165,18 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	fs.DurationVar(&cfg.AckTimeout, "ack-timeout", 0, "ack timeout (default 5s)")
 	fs.DurationVar(&cfg.DeliveryTimeout, "delivery-timeout", 0, "an expected delivery later than this counts as lost (default 5s)")
 	fs.DurationVar(&cfg.Quiet, "quiet", 0, "listening time after the last operation, for late duplicates (default 500ms)")
-	fs.IntVar(&cfg.Watchers, "watchers", 0, "presence: watcher connections (default 50)")
+	fs.DurationVar(&cfg.Talk, "talk", 0, "call: how long each call lasts between call:accepted and the leaves (default 0)")
+	fs.IntVar(&cfg.Watchers, "watchers", 0, "presence: watcher connections, --devices per watcher user (default 50)")
 	fs.DurationVar(&cfg.Hold, "hold", 0, "presence: how long a churning device stays connected (default 1s)")
 	fs.DurationVar(&cfg.PresenceGrace, "presence-grace", 0, "presence: the servers' SWITCHBOARD_PRESENCE_GRACE (default 5s)")
 	fs.StringVar(&cfg.RunID, "run-id", "", "prefix of this run's user ids (default: random)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.quiet, "q", false, "no progress lines on stderr")
 	fs.BoolVar(&o.strict, "strict", false, "exit 2 when a delivery was lost or duplicated or a step failed")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, o, err
 	}

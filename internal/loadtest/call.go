@@ -61,7 +61,8 @@ type unexpectedCounter struct{ Counter }
 //	caller call:create (ack) → caller call:notify (ack) → call:incoming on
 //	every device of the callee → callee call:accept (ack) → call:accepted
 //	on every device of the caller (and the callee's other devices) →
-//	caller and callee meeting:leave (ack) → call:ended on every device.
+//	(--talk) → caller and callee meeting:leave (ack) → call:ended on every
+//	device.
 //
 // Users are paired (2p calls 2p+1); call i uses pair i mod P, and rotates
 // the caller's and the accepting callee's device with each round, so the
@@ -208,6 +209,7 @@ func (r *runner) call(ctx context.Context) error {
 			return
 		}
 		st.accepted.wait(delT)
+		sleepCtx(ctx, cfg.Talk)
 
 		st.ended.arm(time.Now())
 		_, ok1 := emit(cc, "meeting:leave", leaveLat, leave)

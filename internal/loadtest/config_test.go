@@ -68,6 +68,7 @@ func TestValidateHardCaps(t *testing.T) {
 		{"unknown scenario", func(c *Config) { c.Scenario = "storm" }, "unknown scenario"},
 		{"call needs two users", func(c *Config) { c.Scenario = ScenarioCall; c.Conns = 3; c.Devices = 2 }, "two users"},
 		{"huge timeout", func(c *Config) { c.DeliveryTimeout = time.Hour }, "--delivery-timeout"},
+		{"huge talk", func(c *Config) { c.Talk = time.Hour }, "--talk"},
 		{"both keys", func(c *Config) { c.Secret = "s"; c.PrivateKeyFile = "k.pem" }, "either"},
 		{"no URL", func(c *Config) { c.URLs = nil }, "no node URL"},
 		{"bad pid", func(c *Config) { c.PIDs = []int{-1} }, "--pids"},
@@ -90,11 +91,15 @@ func TestRunBudgetBounded(t *testing.T) {
 	c.Conns, c.Watchers, c.ConnectRate = 0, MaxConns, 1e-9
 	c.Duration = MaxDuration
 	c.DeliveryTimeout, c.AckTimeout, c.Quiet, c.Hold, c.PresenceGrace = MaxTimeout, MaxTimeout, MaxTimeout, MaxTimeout, MaxTimeout
+	c.Talk = MaxTimeout
 	if b := c.runBudget(); b > MaxRun || b < MaxDuration {
 		t.Fatalf("budget %v, want within (%v, %v]", b, MaxDuration, MaxRun)
 	}
+	if MaxRun > 30*time.Minute {
+		t.Fatalf("MaxRun %v", MaxRun)
+	}
 	small := validConfig(ScenarioCall)
-	if b := small.runBudget(); b > 2*time.Minute {
+	if b := small.runBudget(); b > MaxSetup+2*time.Minute {
 		t.Fatalf("default call run budget %v is larger than needed", b)
 	}
 }

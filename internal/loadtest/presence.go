@@ -27,10 +27,11 @@ type churnState struct {
 // includes the server's presence grace, default 5 s).
 func (r *runner) presence(ctx context.Context) error {
 	cfg := r.cfg
-	wcfg := cfg
-	wcfg.Devices = 1
-	watchers := newPopulation(wcfg, "w", cfg.Watchers)
-	r.rep.Conns, r.rep.Users, r.rep.Devices = watchers.size(), watchers.users, 1
+	// Watchers are devices of watcher users (--devices each): connecting
+	// W watchers as W/D users costs the node W²/2D presence deliveries
+	// instead of W²/2.
+	watchers := newPopulation(cfg, "w", cfg.Watchers)
+	r.rep.Conns, r.rep.Users = watchers.size(), watchers.users
 
 	var reg registry[*churnState]
 	var unexpected Counter

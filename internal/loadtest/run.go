@@ -277,7 +277,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // maxInFlight bounds the operations running at once; beyond it new ones
 // are dropped (see the package comment).
 func (r *runner) maxInFlight() int {
-	n := int(r.cfg.Rate * (r.cfg.AckTimeout*4 + r.cfg.DeliveryTimeout*3).Seconds())
+	n := int(r.cfg.Rate * (r.cfg.AckTimeout*4 + r.cfg.DeliveryTimeout*3 + r.cfg.Talk).Seconds())
 	return max(100, min(n, 50_000))
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,4 +189,34 @@ func TestSmokeWrongKey(t *testing.T) {
 	if len(rep.Notes) == 0 || !strings.Contains(rep.Notes[0], "development key") {
 		t.Fatalf("notes %v", rep.Notes)
 	}
+}
+
+// TestProfile runs a scenario at a chosen size against the in-process node,
+// for `go test -cpuprofile` (the node exposes no pprof endpoint): the
+// profile shows the server's and the tool's time together. Opt-in:
+//
+//	SWITCHBOARD_LOAD_PROFILE=call SWITCHBOARD_LOAD_CONNS=400 SWITCHBOARD_LOAD_RATE=200 \
+//	go test -run TestProfile -cpuprofile /tmp/cpu.out ./internal/loadtest/
+//	go tool pprof -top /tmp/cpu.out
+func TestProfile(t *testing.T) {
+	scenario := os.Getenv("SWITCHBOARD_LOAD_PROFILE")
+	if scenario == "" {
+		t.Skip("opt-in: set SWITCHBOARD_LOAD_PROFILE to a scenario")
+	}
+	url := startNode(t)
+	cfg := smokeConfig(url, scenario)
+	cfg.Conns, _ = strconv.Atoi(os.Getenv("SWITCHBOARD_LOAD_CONNS"))
+	cfg.Rate, _ = strconv.ParseFloat(os.Getenv("SWITCHBOARD_LOAD_RATE"), 64)
+	cfg.Watchers, _ = strconv.Atoi(os.Getenv("SWITCHBOARD_LOAD_WATCHERS"))
+	if d, err := time.ParseDuration(os.Getenv("SWITCHBOARD_LOAD_DURATION")); err == nil {
+		cfg.Duration = d
+	}
+	cfg.Log = os.Stderr
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	_ = rep.WriteTable(&table)
+	t.Logf("\n%s", table.String())
 }
