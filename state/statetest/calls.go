@@ -349,6 +349,14 @@ func testExpireRings(t *testing.T, newStore factory) {
 		callGoesOn(t, st, r.Ended, r.Deleted, r.Reason)
 		eq(t, "unchanged", snapshot(t, st, "call_a"), before)
 	})
+	subtest(t, newStore, "a meeting that is not a call is ErrNotFound", func(t *testing.T, st state.Store) {
+		// Choice: ring timeouts concern calls only, like Ring.
+		mustCreate(t, st, live("call_a", "alice", "a1", at(0), at(hour), "bob"), at(0))
+		refused(t, st, "call_a", state.ErrNotFound, func() error {
+			_, err := st.Meetings().ExpireRings(ctx(t), "call_a", at(ring))
+			return err
+		})
+	})
 	subtest(t, newStore, "a call that no longer exists is ErrNotFound", func(t *testing.T, st state.Store) {
 		_, err := st.Meetings().ExpireRings(ctx(t), "call_nope", at(0))
 		isErr(t, err, state.ErrNotFound, "ExpireRings unknown")
@@ -405,6 +413,22 @@ func testCallFlows(t *testing.T, newStore factory) {
 		r = mustDecline(t, st, "carol", at(2*time.Second))
 		callEnded(t, st, r.Meeting, r.Ended, r.Deleted, r.Reason, state.ReasonDeclined, at(2*time.Second))
 		status(t, r.Meeting, "carol", state.PartDeclined)
+	})
+	subtest(t, newStore, "the only callee declines: declined", func(t *testing.T, st state.Store) {
+		newCall(t, st, "bob")
+		mustRing(t, st, "alice", []string{"bob"}, at(0))
+		r := mustDecline(t, st, "bob", at(time.Second))
+		callEnded(t, st, r.Meeting, r.Ended, r.Deleted, r.Reason, state.ReasonDeclined, at(time.Second))
+		// The caller is still in the room in the last state, so the caller can clear their busy status.
+		eqList(t, "Conns[alice] of the last state", r.Meeting.Conns["alice"], []string{"a1"})
+	})
+	subtest(t, newStore, "the only callee misses: timeout", func(t *testing.T, st state.Store) {
+		newCall(t, st, "bob")
+		mustRing(t, st, "alice", []string{"bob"}, at(0))
+		r := mustExpire(t, st, at(ring))
+		eqList(t, "Missed", r.Missed, []string{"bob"})
+		callEnded(t, st, r.Meeting, r.Ended, r.Deleted, r.Reason, state.ReasonTimeout, at(ring))
+		eqList(t, "Conns[alice] of the last state", r.Meeting.Conns["alice"], []string{"a1"})
 	})
 	subtest(t, newStore, "every ring times out: timeout", func(t *testing.T, st state.Store) {
 		newCall(t, st, "bob", "carol")

@@ -137,6 +137,13 @@ func testPresence(t *testing.T, newStore factory) {
 		unchanged(t, mustSettle(t, st, "alice", at(6*time.Second)))
 		presenceOf(t, st, "alice", at(7*time.Second), state.Online)
 	})
+	subtest(t, newStore, "after a reconnect ends the grace, an expiry counts again", func(t *testing.T, st state.Store) {
+		mustConnect(t, st, conn("c1", "alice", "phone", "n1"), at(0))
+		mustDisconnect(t, st, "alice", "c1", at(time.Second))
+		mustConnect(t, st, conn("c2", "alice", "phone", "n1"), at(2*time.Second))
+		// c2 expires without a disconnect: nothing is pending, the user is offline.
+		presenceOf(t, st, "alice", at(2*time.Second+presenceTTL+time.Second), state.Offline)
+	})
 	subtest(t, newStore, "connecting again after offline goes online", func(t *testing.T, st state.Store) {
 		mustConnect(t, st, conn("c1", "alice", "phone", "n1"), at(0))
 		mustDisconnect(t, st, "alice", "c1", at(time.Second))
