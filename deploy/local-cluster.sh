@@ -42,6 +42,10 @@
 #   NODE_<n>_PID NODE_<n>_PORT NODE_<n>_URL NODE_<n>_ID NODE_<n>_LOG
 #   NGINX_PID NGINX_PORT NGINX_URL SOCKET_IO_URL
 set -euo pipefail
+# No job control, even under `bash -m`: background children must stay in this
+# script's process group so that setsid(1) execs in place and the PID we
+# record is the process itself (a group leader would make setsid fork).
+set +m
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
