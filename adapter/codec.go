@@ -95,8 +95,14 @@ func decodeValue(d *msgpack.Decoder, r *strings.Reader, depth int) (any, error) 
 		}
 		return s, nil
 	case msgpcode.IsBin(c):
+		if err := checkRawLen(r, c); err != nil {
+			return nil, err
+		}
 		return d.DecodeBytes()
 	case msgpcode.IsString(c):
+		if err := checkRawLen(r, c); err != nil {
+			return nil, err
+		}
 		return d.DecodeString()
 	case msgpcode.IsExt(c):
 		id, n, err := d.DecodeExtHeader()
@@ -121,6 +127,37 @@ func decodeValue(d *msgpack.Decoder, r *strings.Reader, depth int) (any, error) 
 	default:
 		return nil, fmt.Errorf("unknown msgpack code 0x%x", c)
 	}
+}
+
+// checkRawLen checks, before the decoder allocates it, that the string or
+// binary value starting at r's position (code c) is no longer than the
+// input left. The decoder reads r directly (strings.Reader is a
+// ByteScanner), so r's position is the decoder's.
+func checkRawLen(r *strings.Reader, c byte) error {
+	var size int // bytes of the length field
+	switch c {
+	case msgpcode.Str8, msgpcode.Bin8:
+		size = 1
+	case msgpcode.Str16, msgpcode.Bin16:
+		size = 2
+	case msgpcode.Str32, msgpcode.Bin32:
+		size = 4
+	default:
+		return nil // fixstr: at most 31 bytes
+	}
+	var hdr [5]byte
+	pos := r.Size() - int64(r.Len())
+	if n, _ := r.ReadAt(hdr[:1+size], pos); n != 1+size {
+		return io.ErrUnexpectedEOF
+	}
+	var n uint64
+	for _, b := range hdr[1 : 1+size] {
+		n = n<<8 | uint64(b)
+	}
+	if n > uint64(r.Len()-1-size) {
+		return fmt.Errorf("length %d exceeds input", n)
+	}
+	return nil
 }
 
 // decodeTimestamp decodes the payload of the msgpack timestamp extension

@@ -21,7 +21,7 @@ import (
 
 // node is one socket.io server on 127.0.0.1 with our adapter.
 type node struct {
-	t   *testing.T
+	t   testing.TB
 	io  *socket.Server
 	b   *Builder
 	url string
@@ -42,7 +42,7 @@ func testConfig(c goredis.UniversalClient) Config {
 // startNode starts a socket.io server whose sockets understand:
 // "join" (rooms []string, ack): join the rooms, wait until the
 // subscriptions are in Redis, then ack; "leave" likewise.
-func startNode(t *testing.T, cfg Config) *node {
+func startNode(t testing.TB, cfg Config) *node {
 	t.Helper()
 	b := New(cfg)
 	opts := socket.DefaultServerOptions()
@@ -121,7 +121,7 @@ type client struct {
 // transport opened, CONNECT sent twice): an attempt that does not reach
 // the server's "ready" within 2 s is abandoned and retried, at most 4
 // times.
-func connect(t *testing.T, n *node, name string, rooms ...string) *client {
+func connect(t testing.TB, n *node, name string, rooms ...string) *client {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
 		c, err := tryConnect(t, n, name)
@@ -136,7 +136,7 @@ func connect(t *testing.T, n *node, name string, rooms ...string) *client {
 	}
 }
 
-func tryConnect(t *testing.T, n *node, name string) (*client, error) {
+func tryConnect(t testing.TB, n *node, name string) (*client, error) {
 	opts := csio.DefaultOptions()
 	opts.SetTransports(types.NewSet(csio.WebSocket))
 	opts.SetReconnection(false)
@@ -181,7 +181,7 @@ func tryConnect(t *testing.T, n *node, name string) (*client, error) {
 
 // emitAck emits ev(rooms) and waits for the server's ack; it returns the
 // socket id the server reports.
-func (c *client) emitAck(t *testing.T, ev string, rooms []string) string {
+func (c *client) emitAck(t testing.TB, ev string, rooms []string) string {
 	t.Helper()
 	type reply struct {
 		args []any
@@ -227,7 +227,7 @@ type expectation struct {
 
 // checkDelivery waits (bounded) until every expected delivery arrived,
 // then a little longer for strays and duplicates, and reports both.
-func checkDelivery(t *testing.T, all []*client, exps ...expectation) {
+func checkDelivery(t testing.TB, all []*client, exps ...expectation) {
 	t.Helper()
 	complete := func() bool {
 		for _, e := range exps {
@@ -258,7 +258,7 @@ func checkDelivery(t *testing.T, all []*client, exps ...expectation) {
 }
 
 // waitFor polls cond every 10 ms for at most d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -287,7 +287,7 @@ type proxyConn struct {
 	a, b   net.Conn
 }
 
-func startProxy(t *testing.T, target string) *proxy {
+func startProxy(t testing.TB, target string) *proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -366,7 +366,7 @@ func (p *proxy) freezeAll() {
 }
 
 // numsub returns PUBSUB NUMSUB of one channel.
-func numsub(t *testing.T, c goredis.UniversalClient, ch string) int64 {
+func numsub(t testing.TB, c goredis.UniversalClient, ch string) int64 {
 	t.Helper()
 	m, err := c.PubSubNumSub(context.Background(), ch).Result()
 	if err != nil {
@@ -375,7 +375,7 @@ func numsub(t *testing.T, c goredis.UniversalClient, ch string) int64 {
 	return m[ch]
 }
 
-func fetchSockets(t *testing.T, n *node, rooms ...socket.Room) ([]*socket.RemoteSocket, error, time.Duration) {
+func fetchSockets(t testing.TB, n *node, rooms ...socket.Room) ([]*socket.RemoteSocket, error, time.Duration) {
 	t.Helper()
 	type res struct {
 		s   []*socket.RemoteSocket

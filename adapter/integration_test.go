@@ -398,6 +398,12 @@ func sortedIDs2(cs ...*client) []string {
 // classic pub/sub and with sharded pub/sub.
 func TestRedisCluster(t *testing.T) {
 	cl := redistest.StartCluster(t)
+	for _, ch := range []string{"socket.io#/#room:a#", "socket.io-request#/#", "{x}y", "a{}b"} {
+		want, err := cl.Client(t).ClusterKeySlot(context.Background(), ch).Result()
+		if err != nil || int64(slot(ch)) != want {
+			t.Fatalf("slot(%q) = %d, CLUSTER KEYSLOT = %d, %v", ch, slot(ch), want, err)
+		}
+	}
 	for _, sharded := range []bool{false, true} {
 		name := "classic"
 		if sharded {
