@@ -18,6 +18,16 @@ func meetingPayload(participants ...string) map[string]any {
 	}
 }
 
+// liveMeetingPayload is meetingPayload for tests on the real clock: it
+// starts in an hour and ends in two.
+func liveMeetingPayload(participants ...string) map[string]any {
+	p := meetingPayload(participants...)
+	now := time.Now().UTC()
+	p["startTime"] = now.Add(time.Hour).Format(time.RFC3339)
+	p["endTime"] = now.Add(2 * time.Hour).Format(time.RFC3339)
+	return p
+}
+
 func meetingID(t *testing.T, a testclient.Ack) string {
 	t.Helper()
 	m := a.Map("meeting")

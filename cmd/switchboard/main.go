@@ -83,7 +83,7 @@ func serve(cfg config.Config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := zerolog.New(stderr).Level(level).With().Timestamp().Str("node", cfg.NodeID).Logger()
+	log := zerolog.New(stderr).Level(level).With().Timestamp().Logger()
 
 	verifier, err := auth.NewVerifier(auth.KeyConfig{Secret: cfg.JWTSecret, PublicKeyFile: cfg.JWTPublicKey,
 		JWKSFile: cfg.JWTJWKS, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, ClockSkew: cfg.JWTClockSkew})
