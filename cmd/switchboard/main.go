@@ -117,7 +117,14 @@ func serve(cfg config.Config, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		store = stateredis.New(client, stateredis.Options{})
+		defer client.Close() // after the store and the adapter that share it
+		rs := stateredis.New(client, stateredis.Options{})
+		pctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+		if err := rs.Preload(pctx); err != nil {
+			log.Warn().Err(err).Msg("preload Redis scripts (they load on first use)")
+		}
+		cancel()
+		store = rs
 		b := adapter.New(adapter.Config{Client: client, Sharded: cfg.RedisShardedPubSub, RequestTimeout: cfg.RequestTimeout, ProbeInterval: cfg.ProbeInterval, Logger: log})
 		opts.Adapter = b
 		opts.AdapterHealthy = b.Healthy
@@ -151,16 +158,20 @@ func serve(cfg config.Config, stderr io.Writer) error {
 }
 
 func redisClient(cfg config.Config) (goredis.UniversalClient, error) {
+	// ContextTimeoutEnabled makes a hung (not stopped) Redis answer at the
+	// request deadline, so acks say unavailable in time.
 	switch {
 	case len(cfg.RedisClusterAddrs) > 0:
-		return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cfg.RedisClusterAddrs}), nil
+		return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cfg.RedisClusterAddrs, ContextTimeoutEnabled: true}), nil
 	case len(cfg.RedisSentinelAddrs) > 0:
-		return goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: cfg.RedisSentinelMaster, SentinelAddrs: cfg.RedisSentinelAddrs}), nil
+		return goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: cfg.RedisSentinelMaster,
+			SentinelAddrs: cfg.RedisSentinelAddrs, ContextTimeoutEnabled: true}), nil
 	}
 	o, err := goredis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("SWITCHBOARD_REDIS_URL: %w", err)
 	}
+	o.ContextTimeoutEnabled = true
 	return goredis.NewClient(o), nil
 }
 

@@ -98,8 +98,23 @@ func New(o Options) (*Node, error) {
 	n.Gateway = gateway.New(o.Gateway, io, n.Service, o.Verifier, n.Metrics, log)
 	n.API = api.New(api.Config{RequestTimeout: o.Gateway.RequestTimeout}, n.Service, o.Verifier, n.ready, n.Metrics.Registry, log)
 	sio := io.ServeHandler(nil)
-	n.API.Echo().Any("/socket.io/*", echo.WrapHandler(sio))
+	n.API.Echo().Any("/socket.io/*", echo.WrapHandler(n.refuseNewWhileDraining(sio)))
 	return n, nil
+}
+
+// refuseNewWhileDraining answers a new Engine.IO handshake (no sid) with
+// 503 while the node drains, so a load balancer retries it on another node
+// (nginx proxy_next_upstream http_503, HAProxy retry-on 503). A Socket.IO
+// connect_error would instead stop the standard clients from reconnecting.
+func (n *Node) refuseNewWhileDraining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Gateway.Draining() && r.URL.Query().Get("sid") == "" {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"error":"node is draining","code":"unavailable"}`, http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func def(d *time.Duration, v time.Duration) {
