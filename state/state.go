@@ -135,17 +135,23 @@ func (m *Meeting) Joined(user string) bool { return len(m.Conns[user]) > 0 }
 // Public returns a deep copy of m without the internal fields, as sent to
 // clients.
 func (m *Meeting) Public() *Meeting {
-	if m == nil {
+	c := m.Clone()
+	if c == nil {
 		return nil
 	}
-	c := *m
 	c.Conns, c.Answered, c.Reminded = nil, false, nil
-	c.Participants = make([]Participant, len(m.Participants))
-	copy(c.Participants, m.Participants)
 	for i := range c.Participants {
 		c.Participants[i].RingDeadline = nil
 	}
-	return &c
+	return c
+}
+
+func cloneTime(t *Time) *Time {
+	if t == nil {
+		return nil
+	}
+	v := *t
+	return &v
 }
 
 // Clone returns a deep copy of m, internal fields included.
@@ -154,8 +160,13 @@ func (m *Meeting) Clone() *Meeting {
 		return nil
 	}
 	c := *m
+	c.StartedAt, c.EndedAt = cloneTime(m.StartedAt), cloneTime(m.EndedAt)
 	c.Participants = make([]Participant, len(m.Participants))
 	copy(c.Participants, m.Participants)
+	for i := range c.Participants {
+		p := &c.Participants[i]
+		p.JoinedAt, p.LeftAt, p.RingDeadline = cloneTime(p.JoinedAt), cloneTime(p.LeftAt), cloneTime(p.RingDeadline)
+	}
 	if m.Conns != nil {
 		c.Conns = make(map[string][]string, len(m.Conns))
 		for u, cs := range m.Conns {

@@ -212,7 +212,9 @@ type Presence interface {
 	SetJoined(ctx context.Context, user, connID, meetingID string, joined bool, now time.Time) (Transition, error)
 
 	// Query returns the status and last_seen of each user, in order.
-	// Connections past their expiry do not count as live.
+	// Connections past their expiry do not count as live. A user whose
+	// offline is pending (within the grace) is reported with the stored
+	// status; last_seen is reported for offline users only.
 	Query(ctx context.Context, users []string, now time.Time) ([]UserPresence, error)
 
 	// NodeConns lists the connections indexed under node.
@@ -234,8 +236,10 @@ type Guests interface {
 
 	// Request puts the session in its meeting's admission queue (status
 	// waiting, QueuedAt = now), replacing DisplayName when name is not nil.
-	// Allowed from registered and left, and from declined once RetryAfter
-	// has passed (before: ErrRateLimited). Waiting or admitted: ErrConflict.
+	// Allowed from registered and left, and once RetryAfter has passed for
+	// a session that was declined (before: ErrRateLimited, even if it left
+	// in between). Waiting or admitted: ErrConflict. A new request clears
+	// the previous decision (DecidedAt, AdmittedBy).
 	Request(ctx context.Context, meetingID, id string, name *string, now time.Time) (*Session, error)
 
 	// Decide admits or declines a waiting session (else ErrConflict: the

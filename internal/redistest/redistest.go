@@ -74,7 +74,15 @@ func Need(t testing.TB) {
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	Need(t)
-	s := &Server{t: t, Port: FreePort(t), Dir: t.TempDir()}
+	port := FreePort(t)
+	for _, o := range opts {
+		var a []string
+		o(&a)
+		if len(a) > 0 && a[0] == "--cluster-enabled" {
+			port = freeClusterPort(t)
+		}
+	}
+	s := &Server{t: t, Port: port, Dir: t.TempDir()}
 	s.args = []string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--dir", s.Dir,
 		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"}
 	for _, o := range opts {
@@ -197,6 +205,29 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// freeClusterPort returns a free port whose cluster bus port (port+10000)
+// is valid and free too.
+func freeClusterPort(t testing.TB) int {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if p+10000 > 65535 {
+			continue
+		}
+		if bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000)); err == nil {
+			bus.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port pair for a cluster node")
+	return 0
 }
 
 func waitPing(t testing.TB, addr string) {
