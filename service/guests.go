@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -171,16 +172,50 @@ func (s *Service) AuthenticateGuest(ctx context.Context, sessionID, token string
 }
 
 // GuestConnect records a guest socket. A reconnect within the grace keeps
-// the session's status.
+// the session's status. The socket is also indexed under this node (as a
+// presence connection of a pseudo-user that is never announced), so a
+// survivor that reaps this node finds and releases it.
 func (s *Service) GuestConnect(ctx context.Context, g Guest) error {
-	_, err := s.store.Guests().Connect(ctx, g.MeetingID, g.SessionID, g.ConnID, s.now())
-	return wrap(err, "session")
+	now := s.now()
+	if _, err := s.store.Guests().Connect(ctx, g.MeetingID, g.SessionID, g.ConnID, now); err != nil {
+		return wrap(err, "session")
+	}
+	c := state.Conn{ID: g.ConnID, UserID: guestConnUser(g.MeetingID, g.SessionID), NodeID: s.cfg.NodeID}
+	if _, err := s.store.Presence().Connect(ctx, c, s.cfg.GuestSessionTTL, 0, now); err != nil {
+		return wrap(err, "presence")
+	}
+	return nil
+}
+
+// guestPrefix marks the pseudo-users under which guest sockets are indexed.
+const guestPrefix = "guest\x00"
+
+func guestConnUser(meetingID, sessionID string) string {
+	return guestPrefix + meetingID + "\x00" + sessionID
+}
+
+// parseGuestConnUser reverses guestConnUser.
+func parseGuestConnUser(user string) (meetingID, sessionID string, ok bool) {
+	rest, ok := strings.CutPrefix(user, guestPrefix)
+	if !ok {
+		return "", "", false
+	}
+	meetingID, sessionID, ok = strings.Cut(rest, "\x00")
+	return meetingID, sessionID, ok
 }
 
 // GuestDisconnect handles a guest socket that went away: after the grace
 // without a new socket the session is left (grace 0: now).
 func (s *Service) GuestDisconnect(ctx context.Context, g Guest, grace time.Duration) error {
 	now := s.now()
+	pseudo := guestConnUser(g.MeetingID, g.SessionID)
+	if res, err := s.store.Presence().Disconnect(ctx, pseudo, g.ConnID, now); err != nil {
+		s.log.Warn().Err(err).Msg("unindex guest socket")
+	} else if res.LastConn {
+		if _, err := s.store.Presence().SettleOffline(ctx, pseudo, time.Minute, now); err != nil {
+			s.log.Warn().Err(err).Msg("unindex guest socket")
+		}
+	}
 	_, last, err := s.store.Guests().Disconnect(ctx, g.MeetingID, g.SessionID, g.ConnID, now)
 	if err != nil {
 		if errors.Is(err, state.ErrNotFound) {

@@ -82,6 +82,12 @@ func (s *Service) Reap(ctx context.Context, node string) error {
 		return err
 	}
 	for _, c := range conns {
+		if mid, sid, ok := parseGuestConnUser(c.UserID); ok {
+			if err := s.GuestDisconnect(ctx, Guest{SessionID: sid, MeetingID: mid, ConnID: c.ID}, 0); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := s.Disconnect(ctx, Actor{UserID: c.UserID, DeviceID: c.DeviceID, ConnID: c.ID}, nil, 0); err != nil {
 			return err
 		}

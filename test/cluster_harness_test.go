@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -88,12 +89,37 @@ func startCluster(t *testing.T, n int, redisEnv ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, env: append(append([]string{}, clusterEnv...), redisEnv...)}
 	for i := 1; i <= n; i++ {
-		c.Nodes = append(c.Nodes, c.start(fmt.Sprintf("n%d", i), redistest.FreePort(t)))
-	}
-	for _, p := range c.Nodes {
-		p.waitReady(15 * time.Second)
+		c.Nodes = append(c.Nodes, c.startReady(fmt.Sprintf("n%d", i)))
 	}
 	return c
+}
+
+// startReady starts a node on a free port and waits until it is ready. A
+// port taken between choosing and binding it (other tests run processes
+// too) is replaced by another.
+func (c *cluster) startReady(id string) *proc {
+	c.t.Helper()
+	for attempt := 0; ; attempt++ {
+		p := c.start(id, redistest.FreePort(c.t))
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			if ready(p.URL()) {
+				return p
+			}
+			select {
+			case <-p.done:
+				if attempt < 3 && strings.Contains(p.Logs(), "address already in use") {
+					deadline = time.Time{}
+					continue
+				}
+				c.t.Fatalf("node %s exited: %s", id, p.Logs())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		if !deadline.IsZero() {
+			c.t.Fatalf("node %s not ready within 15s; logs:\n%s", id, p.Logs())
+		}
+	}
 }
 
 func (c *cluster) start(id string, port int) *proc {

@@ -180,6 +180,17 @@ func TestClusterNodeCrash(t *testing.T) {
 	t.Cleanup(g.Close)
 	mustOK(t, emit(t, g, "meeting:guest_join", map[string]any{"meeting_id": m, "session_id": sid}))
 	got(t, p.alicePhone, "meeting:guest_join", nil)
+	// A second guest waits from the node that will die and does not come
+	// back: once reaped, its session is left and its queue entry removed.
+	_, reg2 := httpJSON(t, "POST", c.Nodes[2].URL()+"/api/meetings/external/register", map[string]any{"token": tok, "display_name": "g2"}, "")
+	sid2 := reg2["session_id"].(string)
+	g2, err := testclient.Dial(c.Nodes[2].URL(), testclient.Options{Namespace: "/external", Auth: map[string]any{"session_id": sid2, "session_token": reg2["session_token"]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g2.Close)
+	mustOK(t, emit(t, g2, "meeting:guest_join", map[string]any{"meeting_id": m, "session_id": sid2}))
+	got(t, p.alicePhone, "meeting:guest_join", testclient.Field("session_id", sid2))
 
 	killed := time.Now()
 	c.Nodes[2].kill9() // bob's desktop and carol go with it
@@ -201,6 +212,7 @@ func TestClusterNodeCrash(t *testing.T) {
 	if err != nil || !cm.Joined("alice") || cm.Joined("carol") {
 		t.Fatalf("call after reaping: %+v %v", cm, err)
 	}
+	exactlyOnce(t, p.alicePhone, "meeting:guest_left", testclient.Field("session_id", sid2))
 	q, err := store.Guests().Queue(ctx, m)
 	if err != nil || len(q) != 1 || q[0].ID != sid {
 		t.Fatalf("admission queue after the crash: %v %v", q, err)
