@@ -211,4 +211,3 @@ func gatewayConfig(c config.Config) gateway.Config {
 	}
 	return g
 }
-
