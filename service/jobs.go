@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/switchboard/switchboard/state"
 )
@@ -14,11 +13,10 @@ import (
 func (s *Service) RunJob(ctx context.Context, j state.Job) error {
 	switch j.Kind {
 	case JobReminder:
-		min, err := strconv.Atoi(j.Arg)
-		if err != nil {
-			return fmt.Errorf("reminder job %s: bad minutes %q", j.ID, j.Arg)
+		if j.Arg != reminderLead && j.Arg != reminderStart {
+			return fmt.Errorf("reminder job %s: unknown kind %q", j.ID, j.Arg)
 		}
-		return ignoreGone(s.remind(ctx, j.Subject, min))
+		return ignoreGone(s.remind(ctx, j.Subject, j.Arg))
 	case JobMeetingEnd:
 		return ignoreGone(s.endMeeting(ctx, j.Subject))
 	case JobRingTimeout:

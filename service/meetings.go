@@ -2,7 +2,7 @@ package service
 
 import (
 	"context"
-	"strconv"
+	"math"
 	"time"
 
 	"github.com/switchboard/switchboard/state"
@@ -167,19 +167,27 @@ func (s *Service) CreateMeeting(ctx context.Context, a Actor, r CreateMeetingReq
 	return pub, nil
 }
 
+// Reminder kinds (the Arg of a reminder job).
+const (
+	reminderLead  = "lead"  // ReminderLead before the start
+	reminderStart = "start" // at the start
+)
+
+// leadMinutes is the minutes_before of the lead reminder (15 by default).
+func (s *Service) leadMinutes() int { return int(math.Round(s.cfg.ReminderLead.Minutes())) }
+
 // scheduleMeetingJobs (re)schedules the reminders and the end of a scheduled
 // meeting. A reminder whose time has passed is not scheduled.
 func (s *Service) scheduleMeetingJobs(ctx context.Context, m *state.Meeting, now time.Time) {
 	var jobs []state.Job
-	for _, min := range []int{int(s.cfg.ReminderLead / time.Minute), 0} {
-		due := m.StartTime.Add(-time.Duration(min) * time.Minute)
-		if min > 0 && s.cfg.ReminderLead%time.Minute != 0 {
-			due = m.StartTime.Add(-s.cfg.ReminderLead)
-		}
-		if due.Before(now) || (m.Reminded[strconv.Itoa(min)]) {
+	for _, r := range []struct {
+		kind string
+		due  time.Time
+	}{{reminderLead, m.StartTime.Add(-s.cfg.ReminderLead)}, {reminderStart, m.StartTime.Time}} {
+		if r.due.Before(now) {
 			continue
 		}
-		jobs = append(jobs, state.Job{ID: "remind" + strconv.Itoa(min) + ":" + m.ID, Kind: JobReminder, Subject: m.ID, Arg: strconv.Itoa(min), Due: state.At(due)})
+		jobs = append(jobs, state.Job{ID: "remind:" + r.kind + ":" + m.ID, Kind: JobReminder, Subject: m.ID, Arg: r.kind, Due: state.At(r.due)})
 	}
 	jobs = append(jobs, state.Job{ID: "end:" + m.ID, Kind: JobMeetingEnd, Subject: m.ID, Due: m.EndTime})
 	if err := s.store.Jobs().Schedule(ctx, jobs...); err != nil {
@@ -426,9 +434,19 @@ func (s *Service) DeleteMeeting(ctx context.Context, a Actor, id string) error {
 	return nil
 }
 
-// remind sends a reminder once per meeting across the cluster.
-func (s *Service) remind(ctx context.Context, id string, minutes int) error {
-	m, first, err := s.store.Meetings().MarkReminded(ctx, id, minutes)
+// remind sends a reminder once per meeting across the cluster: the store
+// records it (under the minutes before start; -1 marks a lead reminder that
+// rounds to 0 minutes) and only the first caller broadcasts.
+func (s *Service) remind(ctx context.Context, id, kind string) error {
+	minutes, key := 0, 0
+	if kind == reminderLead {
+		minutes = s.leadMinutes()
+		key = minutes
+		if key == 0 {
+			key = -1
+		}
+	}
+	m, first, err := s.store.Meetings().MarkReminded(ctx, id, key)
 	if err != nil {
 		return err
 	}

@@ -259,3 +259,30 @@ func TestClusterRedisRestart(t *testing.T) {
 	got(t, p.bobDesk, "meeting:updated", nil)
 	got(t, p.bobPhone, "meeting:updated", nil)
 }
+
+// TestClusterRemindersOnce: three nodes poll the same scheduler; each
+// reminder reaches each device exactly once, and still fires after the node
+// that scheduled it is gone.
+func TestClusterRemindersOnce(t *testing.T) {
+	r := redistest.Start(t)
+	c := startCluster(t, 3, "SWITCHBOARD_REDIS_URL="+r.URL(), "SWITCHBOARD_REMINDER_LEAD=2s")
+	alice := dialMember(t, c.Nodes[1].URL(), "alice", "desktop", testclient.WebSocket)
+	bob1 := dialMember(t, c.Nodes[1].URL(), "bob", "phone", testclient.WebSocket)
+	bob2 := dialMember(t, c.Nodes[2].URL(), "bob", "desktop", testclient.WebSocket)
+	// The meeting is created through n1, which then dies before anything is due.
+	creator := dialMember(t, c.Nodes[0].URL(), "alice", "phone", testclient.WebSocket)
+	start := time.Now().Add(4 * time.Second).UTC()
+	p := liveMeetingPayload("bob")
+	p["startTime"], p["endTime"] = start.Format(time.RFC3339Nano), start.Add(time.Hour).Format(time.RFC3339Nano)
+	mustOK(t, emit(t, creator, "meeting:create", p))
+	c.Nodes[0].kill9()
+	for _, cl := range []*testclient.Client{alice, bob1, bob2} {
+		eventually(t, 10*time.Second, "two reminders", func() bool { return cl.Count("meeting:reminder", nil) >= 2 })
+	}
+	time.Sleep(time.Second)
+	for _, cl := range []*testclient.Client{alice, bob1, bob2} {
+		if n := cl.Count("meeting:reminder", nil); n != 2 {
+			t.Fatalf("%d reminders, want the lead one and the start one", n)
+		}
+	}
+}
