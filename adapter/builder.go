@@ -114,7 +114,9 @@ func (b *Builder) New(nsp socket.Namespace) socket.Adapter {
 	if old != nil {
 		old.Close()
 	}
-	if !closed {
+	if closed {
+		a.stop() // local-only
+	} else {
 		a.start()
 	}
 	return a

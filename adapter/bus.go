@@ -478,6 +478,9 @@ func (bs *bus) failShard(sh *shard) {
 	if bs.shards[sh.key] != sh {
 		return
 	}
+	// Unhealthy before any counter moves: whoever sees the counter sees
+	// the state that goes with it.
+	bs.healthy.Store(false)
 	bs.b.stats.resubscribes.Add(1)
 	bs.closeShard(sh)
 	if bs.cluster != nil {
@@ -577,6 +580,7 @@ func (bs *bus) checkProbes() bool {
 		if sh.probeToken == "" || sh.probeAcked || time.Since(sh.probeSent) < bs.b.cfg.ProbeTimeout {
 			continue
 		}
+		bs.healthy.Store(false)
 		bs.b.stats.probeFailures.Add(1)
 		bs.b.log.Warn().Str("shard", sh.key).Msg("pub/sub probe did not come back: resubscribing")
 		bs.failShard(sh)

@@ -2,9 +2,7 @@ package adapter
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -126,8 +124,10 @@ func connect(t testing.TB, n *node, name string, rooms ...string) *client {
 	for attempt := 1; ; attempt++ {
 		c, err := tryConnect(t, n, name)
 		if err == nil {
-			c.id = c.emitAck(t, "join", rooms)
-			return c
+			if c.id, err = c.tryEmitAck("join", rooms); err == nil {
+				return c
+			}
+			c.s.Disconnect()
 		}
 		if attempt == 4 {
 			t.Fatalf("client %s: %v", name, err)
@@ -183,6 +183,14 @@ func tryConnect(t testing.TB, n *node, name string) (*client, error) {
 // socket id the server reports.
 func (c *client) emitAck(t testing.TB, ev string, rooms []string) string {
 	t.Helper()
+	id, err := c.tryEmitAck(ev, rooms)
+	if err != nil {
+		t.Fatalf("client %s: %v", c.name, err)
+	}
+	return id
+}
+
+func (c *client) tryEmitAck(ev string, rooms []string) (string, error) {
 	type reply struct {
 		args []any
 		err  error
@@ -193,22 +201,21 @@ func (c *client) emitAck(t testing.TB, ev string, rooms []string) string {
 		list[i] = r
 	}
 	if err := c.s.Emit(ev, list, func(args []any, err error) { done <- reply{args, err} }); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	select {
 	case r := <-done:
 		args := r.args
 		if len(args) != 2 {
-			t.Fatalf("client %s: %s ack: %v, %v", c.name, ev, args, r.err)
+			return "", fmt.Errorf("%s ack: %v, %v", ev, args, r.err)
 		}
 		if e, _ := args[1].(string); e != "" {
-			t.Fatalf("%s: flush: %s", ev, e)
+			return "", fmt.Errorf("%s: flush: %s", ev, e)
 		}
 		id, _ := args[0].(string)
-		return id
+		return id, nil
 	case <-time.After(5 * time.Second):
-		t.Fatalf("client %s: no ack for %s", c.name, ev)
-		return ""
+		return "", fmt.Errorf("no ack for %s", ev)
 	}
 }
 
@@ -345,9 +352,6 @@ func (pc *proxyConn) pipe(src, dst net.Conn) {
 			}
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				_ = dst.Close()
-			}
 			_ = dst.Close()
 			return
 		}

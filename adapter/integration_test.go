@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -221,8 +222,8 @@ func TestRedisRestartResumes(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	rs.Restart()
 	waitFor(t, 10*time.Second, "healthy after restart", func() bool { return n0.b.Healthy() && n1.b.Healthy() })
-	// The emitting side's connection pool may hold a dead connection: retry
-	// the emit a few times; the receiving side must get it exactly once.
+	// The publisher's pooled connections died with the restart: go-redis
+	// retries the publish once on a new one (MaxRetries 1).
 	_ = n1.io.To("room:x").Emit("msg", "after-restart")
 	checkDelivery(t, []*client{a, b}, expectation{"after-restart", []*client{a}})
 }
@@ -397,7 +398,7 @@ func sortedIDs2(cs ...*client) []string {
 // TestRedisCluster: three nodes on a three-master Redis Cluster, with
 // classic pub/sub and with sharded pub/sub.
 func TestRedisCluster(t *testing.T) {
-	cl := redistest.StartCluster(t)
+	cl := startCluster(t)
 	for _, ch := range []string{"socket.io#/#room:a#", "socket.io-request#/#", "{x}y", "a{}b"} {
 		want, err := cl.Client(t).ClusterKeySlot(context.Background(), ch).Result()
 		if err != nil || int64(slot(ch)) != want {
@@ -456,4 +457,80 @@ func TestRedisCluster(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSocketIDRooms: by default no node subscribes to private rooms and an
+// emit to a remote socket id goes through the namespace channel; an emit
+// to a local socket id is not published. With SubscribeSocketRooms, the
+// private rooms are subscribed and emits use their room channel.
+func TestSocketIDRooms(t *testing.T) {
+	rs := redistest.Start(t)
+	rc := rs.Client()
+	for _, subscribe := range []bool{false, true} {
+		cfg := testConfig(rc)
+		cfg.SubscribeSocketRooms = subscribe
+		n0, n1 := startNode(t, cfg), startNode(t, cfg)
+		a, b := connect(t, n0, "a"), connect(t, n1, "b")
+		ch := "socket.io#/#" + b.id + "#"
+		want := int64(0)
+		if subscribe {
+			want = 1
+		}
+		if got := numsub(t, rc, ch); got != want {
+			t.Errorf("subscribe=%v: NUMSUB %s = %d, want %d", subscribe, ch, got, want)
+		}
+		before := n0.b.Stats().Published
+		_ = n0.io.To(socket.Room(a.id)).Emit("msg", "local-socket")
+		time.Sleep(50 * time.Millisecond)
+		if p := n0.b.Stats().Published; p != before {
+			t.Errorf("an emit to a local socket id was published (%d -> %d)", before, p)
+		}
+		tag := "remote-socket-" + map[bool]string{false: "default", true: "subscribed"}[subscribe]
+		_ = n0.io.To(socket.Room(b.id)).Emit("msg", tag)
+		checkDelivery(t, []*client{a, b},
+			expectation{"local-socket", []*client{a}},
+			expectation{tag, []*client{b}})
+		n0.stop()
+		n1.stop()
+	}
+}
+
+// startCluster retries redistest.StartCluster (at most 3 times): it picks
+// free ports in the ephemeral range, and a port above 55535 has no cluster
+// bus port (port + 10000), so that node never starts.
+func startCluster(t *testing.T) *redistest.Cluster {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		c, err := tryStartCluster(t)
+		if err == nil {
+			return c
+		}
+		if attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("cluster start, attempt %d: %v", attempt, err)
+	}
+}
+
+// fatalTB turns Fatal into a panic that tryStartCluster recovers.
+type fatalTB struct{ testing.TB }
+
+type fatalError string
+
+func (fatalTB) Fatal(args ...any) { panic(fatalError(fmt.Sprint(args...))) }
+func (fatalTB) Fatalf(format string, args ...any) {
+	panic(fatalError(fmt.Sprintf(format, args...)))
+}
+
+func tryStartCluster(t *testing.T) (c *redistest.Cluster, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg, ok := r.(fatalError)
+			if !ok {
+				panic(r)
+			}
+			err = errors.New(string(msg))
+		}
+	}()
+	return redistest.StartCluster(fatalTB{t}), nil
 }

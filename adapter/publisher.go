@@ -47,7 +47,7 @@ func (p *publisher) publish(channel string, payload []byte) bool {
 		return true
 	default:
 		if p.b.stats.dropped.Add(1)%1000 == 1 {
-			p.b.log.Warn().Str("channel", channel).Msg("publish queue full: message dropped")
+			p.b.log.Warn().Uint64("dropped_total", p.b.stats.dropped.Load()).Msg("publish queue full: message dropped")
 		}
 		return false
 	}
