@@ -152,7 +152,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	fs.StringVar(&urls, "urls", "http://127.0.0.1:3000", "comma-separated node base URLs; connections go round-robin")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow non-loopback node URLs")
 	fs.IntVar(&cfg.Conns, "conns", 0, "member connections (default: idle 1000, call 400, fanout 100; presence: see --watchers)")
-	fs.IntVar(&cfg.Devices, "devices", 2, "devices per user (1-20); a user's devices go to different nodes")
+	fs.IntVar(&cfg.Devices, "devices", 2, "devices per user (1-1000; over 20 needs nodes with SWITCHBOARD_MAX_CONNS_PER_USER raised); a user's devices go to different nodes")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "scenario duration (idle: the hold), at most 10m (default 10s)")
 	fs.IntVar(&cfg.Count, "count", 0, "operations (calls, broadcasts, churn cycles); 0: rate × duration")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "offered operations per second, open loop (default: 50; fanout 5)")

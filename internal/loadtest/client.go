@@ -68,6 +68,36 @@ func (e *ConnectError) Error() string {
 // ErrClosed is returned for acks pending when the connection closed.
 var ErrClosed = errors.New("connection closed")
 
+var (
+	errEngineClose      = errors.New("engine.io close packet")
+	errServerDisconnect = errors.New("socket.io disconnect packet")
+)
+
+// closeReason names why a connection stopped, briefly, for the error table.
+func closeReason(err error) string {
+	var ce *websocket.CloseError
+	switch {
+	case err == nil:
+		return "closed"
+	case errors.Is(err, errEngineClose):
+		return "server engine.io close"
+	case errors.Is(err, errServerDisconnect):
+		return "server socket.io disconnect"
+	case errors.As(err, &ce):
+		return fmt.Sprintf("websocket close %d", ce.Code)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "eof"
+	case errors.Is(err, errPacket):
+		return "malformed frame"
+	case strings.Contains(err.Error(), "connection reset"):
+		return "reset"
+	case strings.Contains(err.Error(), "timeout"):
+		return "timeout"
+	default:
+		return "transport error"
+	}
+}
+
 // ErrAckTimeout is returned when no ack arrived in time.
 var ErrAckTimeout = errors.New("no ack in time")
 
@@ -99,6 +129,10 @@ type Client struct {
 	done     chan struct{}
 	readErr  error
 	received atomic.Int64
+	// lastPing and stopped are mono() times: the last server ping answered
+	// and the end of the reader, to tell why a connection dropped.
+	lastPing atomic.Int64
+	stopped  atomic.Int64
 
 	// SentConnect is when the Socket.IO connect packet was written (the
 	// server authenticates, and announces presence, after reading it).
@@ -298,8 +332,9 @@ func (c *Client) readLoop() {
 			if err = c.write([]byte{eioPong}); err != nil {
 				return
 			}
+			c.lastPing.Store(mono(time.Now()))
 		case eioClose:
-			err = io.EOF
+			err = errEngineClose
 			return
 		case eioMessage:
 			switch p.SIO {
@@ -316,7 +351,7 @@ func (c *Client) readLoop() {
 			case sioAck:
 				c.deliverAck(p.ID, p.Data)
 			case sioDisconnect:
-				err = errors.New("disconnected by the server")
+				err = errServerDisconnect
 				return
 			case sioBinaryEvent, sioBinaryAck:
 				err = fmt.Errorf("%w: binary packets are not supported", errPacket)
@@ -349,6 +384,7 @@ func (c *Client) deliverAck(id int64, data []byte) {
 
 // shutdown runs once when the reader stops: it fails every pending ack.
 func (c *Client) shutdown(err error) {
+	c.stopped.Store(mono(time.Now()))
 	c.amu.Lock()
 	c.closed = true
 	c.readErr = err
@@ -454,6 +490,18 @@ func (c *Client) Err() error {
 	c.amu.Lock()
 	defer c.amu.Unlock()
 	return c.readErr
+}
+
+// PingBeforeStop returns, for a stopped connection, how long before the stop
+// it last answered a server ping (false: it never did, or it still runs).
+// A stop one ping timeout (20 s by default) after an answered ping means the
+// server declared the pong missing although it was sent.
+func (c *Client) PingBeforeStop() (time.Duration, bool) {
+	st, p := c.stopped.Load(), c.lastPing.Load()
+	if st == 0 || p == 0 {
+		return 0, false
+	}
+	return time.Duration(st - p), true
 }
 
 // Close leaves the namespace cleanly (a Socket.IO disconnect packet, as an

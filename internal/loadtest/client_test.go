@@ -138,8 +138,11 @@ func TestClientAgainstHandWrittenFrames(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("client did not stop after the server's disconnect")
 	}
-	if c.Err() == nil {
-		t.Fatal("no reason for the stop")
+	if c.Err() == nil || closeReason(c.Err()) != "server socket.io disconnect" {
+		t.Fatalf("reason for the stop: %v", c.Err())
+	}
+	if d, ok := c.PingBeforeStop(); !ok || d < 0 || d > 5*time.Second {
+		t.Fatalf("ping before stop: %v, %v", d, ok)
 	}
 	if _, err := c.EmitAck("x", nil, time.Second); !errors.Is(err, ErrClosed) {
 		t.Fatalf("emit after close: %v", err)

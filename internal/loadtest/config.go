@@ -21,16 +21,22 @@ const (
 // Hard caps. They hold whatever the flags say, so that a typo cannot turn
 // the tool into a denial of service against a shared machine or cluster.
 const (
-	MaxConns       = 50_000
-	MaxDuration    = 10 * time.Minute
-	MaxCount       = 1_000_000
-	MaxRate        = 10_000.0
-	MaxDevices     = 20 // the gateway's default connections per user
-	MaxURLs        = 64
-	MaxBroadcasts  = 100_000
-	MaxTimeout     = 2 * time.Minute
-	MaxSetup       = 10 * time.Minute // connecting the population
-	MaxConnectRate = 20_000.0
+	MaxConns    = 50_000
+	MaxDuration = 10 * time.Minute
+	MaxCount    = 1_000_000
+	MaxRate     = 10_000.0
+	// MaxDevices bounds devices per user. The gateway refuses more than
+	// SWITCHBOARD_MAX_CONNS_PER_USER (default 20) connections per user, so
+	// more devices need a node started with a higher limit; the idle
+	// scenario uses that to measure the memory of a connection without the
+	// presence storm of connecting thousands of distinct users.
+	MaxDevices             = 1000
+	defaultMaxConnsPerUser = 20
+	MaxURLs                = 64
+	MaxBroadcasts          = 100_000
+	MaxTimeout             = 2 * time.Minute
+	MaxSetup               = 10 * time.Minute // connecting the population
+	MaxConnectRate         = 20_000.0
 	// MaxRun bounds a whole run's wall clock: setup, the scenario, the
 	// wait for late deliveries and the teardown.
 	MaxRun = MaxSetup + MaxDuration + 2*MaxTimeout + time.Minute

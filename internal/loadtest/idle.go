@@ -30,18 +30,28 @@ func (r *runner) idle(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	after := r.sampleServers()
-	// Connections that dropped during the hold.
+	// Connections that dropped during the hold, and how long after their
+	// last answered ping (a drop one ping timeout after an answered ping
+	// points at the server losing the pong).
 	var alive int64
+	sincePing := NewLatency()
 	for _, c := range p.clients {
 		if c == nil {
 			continue
 		}
 		select {
 		case <-c.Done():
-			r.errs.Add("hold: disconnected", 1)
+			r.errs.Add("hold: disconnected ("+closeReason(c.Err())+")", 1)
+			if d, ok := c.PingBeforeStop(); ok {
+				sincePing.Add(d)
+			}
 		default:
 			alive++
 		}
+	}
+	if s := sincePing.Summary(); s.Count > 0 {
+		r.rep.note("%d dropped connections had answered a server ping %.1f s (min), %.1f s (median), %.1f s (max) before dropping",
+			s.Count, s.Min/1000, s.P50/1000, s.Max/1000)
 	}
 	r.rep.Servers = r.serverReport(before, after, r.rep.Connect.Connected, 0)
 	r.rep.Completed = alive

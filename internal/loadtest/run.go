@@ -57,6 +57,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Secret == "" && cfg.PrivateKeyFile == "" {
 		r.rep.note("tokens are signed with the development key (auth.DevelopmentSecret): a node configured with a real key refuses them; pass --jwt-secret or set SWITCHBOARD_JWT_SECRET")
 	}
+	if cfg.Devices > defaultMaxConnsPerUser {
+		r.rep.note("%d devices per user: the nodes must run with SWITCHBOARD_MAX_CONNS_PER_USER ≥ %d (default %d)", cfg.Devices, cfg.Devices, defaultMaxConnsPerUser)
+	}
 	self0, _ := ReadProc(0)
 	var err error
 	switch cfg.Scenario {

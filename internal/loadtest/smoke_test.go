@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,6 +37,7 @@ func startNode(t testing.TB) string {
 	scfg := service.DefaultConfig()
 	scfg.NodeID = "load-smoke"
 	scfg.PresenceGrace = smokeGrace
+	scfg.MaxConnsPerUser = MaxDevices // TestProfile's idle runs use many devices per user
 	gcfg := gateway.DefaultConfig()
 	gcfg.PresenceGrace = smokeGrace
 	log := zerolog.Nop()
@@ -208,8 +211,33 @@ func TestProfile(t *testing.T) {
 	cfg.Conns, _ = strconv.Atoi(os.Getenv("SWITCHBOARD_LOAD_CONNS"))
 	cfg.Rate, _ = strconv.ParseFloat(os.Getenv("SWITCHBOARD_LOAD_RATE"), 64)
 	cfg.Watchers, _ = strconv.Atoi(os.Getenv("SWITCHBOARD_LOAD_WATCHERS"))
+	cfg.Devices, _ = strconv.Atoi(os.Getenv("SWITCHBOARD_LOAD_DEVICES"))
+	cfg.Talk, _ = time.ParseDuration(os.Getenv("SWITCHBOARD_LOAD_TALK"))
 	if d, err := time.ParseDuration(os.Getenv("SWITCHBOARD_LOAD_DURATION")); err == nil {
 		cfg.Duration = d
+	}
+	// SWITCHBOARD_LOAD_HEAP_AT=20s SWITCHBOARD_LOAD_HEAP=/tmp/heap.out
+	// writes a heap profile, and the goroutines to the same name +
+	// ".goroutines", that long into the run, e.g. during an idle hold.
+	if at, err := time.ParseDuration(os.Getenv("SWITCHBOARD_LOAD_HEAP_AT")); err == nil {
+		timer := time.AfterFunc(at, func() {
+			runtime.GC()
+			f, err := os.Create(os.Getenv("SWITCHBOARD_LOAD_HEAP"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer f.Close()
+			_ = pprof.WriteHeapProfile(f)
+			if g, err := os.Create(os.Getenv("SWITCHBOARD_LOAD_HEAP") + ".goroutines"); err == nil {
+				_ = pprof.Lookup("goroutine").WriteTo(g, 1)
+				g.Close()
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			t.Logf("at %v: %d goroutines, heap in use %d KiB, stacks %d KiB", at, runtime.NumGoroutine(), ms.HeapInuse>>10, ms.StackInuse>>10)
+		})
+		defer timer.Stop()
 	}
 	cfg.Log = os.Stderr
 	rep, err := Run(context.Background(), cfg)

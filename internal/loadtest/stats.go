@@ -61,6 +61,7 @@ func (l *Latency) Add(d time.Duration) {
 type Summary struct {
 	Count int64   `json:"count"`
 	Mean  float64 `json:"mean_ms"`
+	Min   float64 `json:"min_ms"`
 	P50   float64 `json:"p50_ms"`
 	P95   float64 `json:"p95_ms"`
 	P99   float64 `json:"p99_ms"`
@@ -80,6 +81,7 @@ func (l *Latency) Summary() Summary {
 	return Summary{
 		Count: count,
 		Mean:  ms(sum / time.Duration(count)),
+		Min:   ms(s[0]),
 		P50:   ms(Percentile(s, 50)),
 		P95:   ms(Percentile(s, 95)),
 		P99:   ms(Percentile(s, 99)),

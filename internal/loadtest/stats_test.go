@@ -67,7 +67,7 @@ func TestLatencySummary(t *testing.T) {
 	wg.Wait()
 	l.Add(-time.Millisecond) // clamps to 0
 	s := l.Summary()
-	if s.Count != 101 || s.P50 != 50 || s.P95 != 95 || s.P99 != 99 || s.Max != 100 {
+	if s.Count != 101 || s.Min != 0 || s.P50 != 50 || s.P95 != 95 || s.P99 != 99 || s.Max != 100 {
 		t.Fatalf("summary: %+v", s)
 	}
 	if s.Mean < 49.9 || s.Mean > 50.1 {
