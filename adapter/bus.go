@@ -522,6 +522,12 @@ func (bs *bus) receive(sh *shard) {
 		}
 		switch m := msg.(type) {
 		case *goredis.Message:
+			if sh.closed.Load() {
+				// Replaced: its successor subscribed after this flag was
+				// set, so anything read from here on may be delivered
+				// there too. Dropping it avoids a duplicate.
+				return
+			}
 			if m.Channel == sh.probeCh {
 				bs.report(busEvent{sh: sh, kind: evProbe, payload: m.Payload})
 				continue

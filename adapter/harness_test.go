@@ -66,6 +66,18 @@ func startNode(t testing.TB, cfg Config) *node {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
 				err := b.Flush(ctx)
+				// A client that sent CONNECT twice may own two sockets on
+				// one connection: it would get every broadcast twice.
+				same := 0
+				io.Sockets().Sockets().Range(func(_ socket.SocketId, o *socket.Socket) bool {
+					if o.Conn().Id() == s.Conn().Id() {
+						same++
+					}
+					return true
+				})
+				if err == nil && same > 1 {
+					err = fmt.Errorf("%d sockets on one connection", same)
+				}
 				if ack != nil {
 					ack([]any{s.Id(), errString(err)}, nil)
 				}
@@ -115,10 +127,11 @@ type client struct {
 }
 
 // connect connects a websocket client to n and joins rooms. The v3.0.6
-// client has start-up races (an "open" listener registered after the
-// transport opened, CONNECT sent twice): an attempt that does not reach
-// the server's "ready" within 2 s is abandoned and retried, at most 4
-// times.
+// client and server have start-up races (an "open" listener registered
+// after the transport opened, CONNECT sent twice, a packet refused right
+// after CONNECT): an attempt that does not open, does not get the
+// server's "ready" within 2 s, or whose join fails is abandoned and
+// retried, at most 4 times.
 func connect(t testing.TB, n *node, name string, rooms ...string) *client {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
@@ -142,14 +155,25 @@ func tryConnect(t testing.TB, n *node, name string) (*client, error) {
 	opts.SetReconnection(false)
 	opts.SetForceNew(true)
 	opts.SetTimeout(2 * time.Second)
-	opts.SetAutoConnect(false) // handlers first, then Connect
+	opts.SetAutoConnect(false)
 	c := &client{name: name, got: map[string]int{}, disc: make(chan struct{})}
-	ready := make(chan struct{}, 1)
-	s, err := csio.Connect(n.url, opts)
-	if err != nil {
-		return nil, err
+	// Open the transport first, then connect the socket on it: connecting
+	// a socket while its manager opens may send CONNECT twice.
+	m := csio.NewManager(n.url, opts)
+	opened := make(chan error, 1)
+	m.Open(func(err error) { opened <- err })
+	select {
+	case err := <-opened:
+		if err != nil {
+			return nil, err
+		}
+	case <-time.After(2 * time.Second):
+		m.Engine().Close()
+		return nil, fmt.Errorf("transport to %s did not open", n.url)
 	}
+	s := m.Socket("/", opts)
 	c.s = s
+	ready := make(chan struct{}, 1)
 	_ = s.On("ready", func(...any) {
 		select {
 		case ready <- struct{}{}:
