@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -533,4 +536,43 @@ func tryStartCluster(t *testing.T) (c *redistest.Cluster, err error) {
 		}
 	}()
 	return redistest.StartCluster(fatalTB{t}), nil
+}
+
+// TestSentinel: the adapter through a Sentinel (failover) client.
+func TestSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	port := redistest.FreePort(t)
+	for port > 55535 { // keep clear of the ephemeral range's top, as for the cluster
+		port = redistest.FreePort(t)
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	err := os.WriteFile(conf, []byte(fmt.Sprintf(
+		"port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %d 1\nsentinel down-after-milliseconds mymaster 1000\n",
+		port, dir, master.Port)), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("redis-server", conf, "--sentinel")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	probe := goredis.NewSentinelClient(&goredis.Options{Addr: addr})
+	t.Cleanup(func() { _ = probe.Close() })
+	waitFor(t, 10*time.Second, "sentinel knows the master", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		return probe.GetMasterAddrByName(ctx, "mymaster").Err() == nil
+	})
+	uc := goredis.NewUniversalClient(&goredis.UniversalOptions{MasterName: "mymaster", Addrs: []string{addr}})
+	t.Cleanup(func() { _ = uc.Close() })
+	n0, n1 := startNode(t, testConfig(uc)), startNode(t, testConfig(uc))
+	a, b := connect(t, n0, "a", "room:s"), connect(t, n1, "b")
+	_ = n1.io.To("room:s").Emit("msg", "via-sentinel")
+	n0.io.Emit("msg", "all-via-sentinel")
+	checkDelivery(t, []*client{a, b},
+		expectation{"via-sentinel", []*client{a}},
+		expectation{"all-via-sentinel", []*client{a, b}})
 }
