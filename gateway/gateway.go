@@ -118,7 +118,7 @@ func New(cfg Config, io *socket.Server, svc *service.Service, v Verifier, m Metr
 	return g
 }
 
-// Emitter returns the service.Emitter that delivers through io's adapters.
+// NewEmitter returns the service.Emitter that delivers through io's adapters.
 func NewEmitter(io *socket.Server, log zerolog.Logger) service.Emitter {
 	return service.EmitterFunc(func(d service.Delivery) {
 		data, err := plain(d.Data)

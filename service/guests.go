@@ -313,15 +313,9 @@ func (s *Service) Decide(ctx context.Context, a Actor, r DecisionRequest, admit 
 	if err := s.checkID("session_id", r.SessionID); err != nil {
 		return err
 	}
-	m, err := s.store.Meetings().Get(ctx, r.MeetingID)
+	m, err := s.joinedMeeting(ctx, a, r.MeetingID, "admit or decline guests")
 	if err != nil {
-		return wrap(err, "meeting")
-	}
-	if m.Participant(a.UserID) == nil {
-		return Errorf(CodeNotFound, "meeting not found")
-	}
-	if !joinedWith(m, a) {
-		return Errorf(CodeForbidden, "only joined participants may admit or decline guests")
+		return err
 	}
 	sess, err := s.store.Guests().Decide(ctx, r.MeetingID, r.SessionID, a.UserID, admit, s.cfg.AdmissionCooldown, s.now())
 	if err != nil {

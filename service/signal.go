@@ -44,15 +44,9 @@ func (s *Service) MemberSignal(ctx context.Context, a Actor, r SignalRequest) er
 	if err := s.checkID("to.session_id", r.To.SessionID); err != nil {
 		return err
 	}
-	m, err := s.store.Meetings().Get(ctx, r.MeetingID)
+	m, err := s.joinedMeeting(ctx, a, r.MeetingID, "signal")
 	if err != nil {
-		return wrap(err, "meeting")
-	}
-	if m.Participant(a.UserID) == nil {
-		return Errorf(CodeNotFound, "meeting not found")
-	}
-	if !joinedWith(m, a) {
-		return Errorf(CodeForbidden, "only joined participants may signal")
+		return err
 	}
 	sess, err := s.store.Guests().GetSession(ctx, r.To.SessionID)
 	if err != nil || sess.MeetingID != m.ID {
@@ -100,6 +94,23 @@ func (s *Service) GuestSignal(ctx context.Context, g Guest, r SignalRequest) err
 	s.emit.Emit(Delivery{Namespace: MembersNamespace, Rooms: []string{room}, Event: "meeting:signal",
 		Data: map[string]any{"meeting_id": m.ID, "from": map[string]any{"session_id": sess.ID}, "envelope": r.Envelope}})
 	return nil
+}
+
+// joinedMeeting returns the meeting when the actor's socket is in its room:
+// not_found for a non-participant, forbidden for a participant whose socket
+// has not joined (what names the refused action).
+func (s *Service) joinedMeeting(ctx context.Context, a Actor, id, what string) (*state.Meeting, error) {
+	m, err := s.store.Meetings().Get(ctx, id)
+	if err != nil {
+		return nil, wrap(err, "meeting")
+	}
+	if m.Participant(a.UserID) == nil {
+		return nil, Errorf(CodeNotFound, "meeting not found")
+	}
+	if !joinedWith(m, a) {
+		return nil, Errorf(CodeForbidden, "only joined participants may %s", what)
+	}
+	return m, nil
 }
 
 // joinedWith reports whether the actor's own socket is in the meeting room:

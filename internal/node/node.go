@@ -235,16 +235,3 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.wg.Wait()
 	return err
 }
-
-// Kill stops the node abruptly, as a crash would: no drain, no
-// deregistration (tests of reaping).
-func (n *Node) Kill() {
-	if n.cancel != nil {
-		n.cancel()
-	}
-	if n.srv != nil {
-		_ = n.srv.Close()
-	}
-	n.IO.Close(nil)
-	n.wg.Wait()
-}
