@@ -179,6 +179,9 @@ func (bs *bus) flush(ctx context.Context) error {
 	}
 	select {
 	case <-done:
+		if bs.b.ctx.Err() != nil {
+			return ErrClosed // released by the shutdown
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
