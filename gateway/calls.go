@@ -7,8 +7,8 @@ import (
 	"github.com/switchboard/switchboard/service"
 )
 
-func (g *Gateway) callHandlers(c *conn) {
-	g.on(c, "call:create", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
+func (g *Gateway) callHandlers(on func(string, handler)) {
+	on("call:create", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
 		var r service.CreateCallRequest
 		if err := decode(raw, &r); err != nil {
 			return nil, err
@@ -20,7 +20,7 @@ func (g *Gateway) callHandlers(c *conn) {
 		c.joinMeeting(m.ID)
 		return map[string]any{"call": m}, nil
 	})
-	g.on(c, "call:notify", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
+	on("call:notify", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
 		var r service.NotifyRequest
 		if err := decode(raw, &r); err != nil {
 			return nil, err
@@ -31,7 +31,7 @@ func (g *Gateway) callHandlers(c *conn) {
 		}
 		return map[string]any{"notified_count": n}, nil
 	})
-	g.on(c, "call:accept", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
+	on("call:accept", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
 		var r service.CallRef
 		if err := decode(raw, &r); err != nil {
 			return nil, err
@@ -43,7 +43,7 @@ func (g *Gateway) callHandlers(c *conn) {
 		c.joinMeeting(r.CallID)
 		return map[string]any{"call": res.Meeting.Public()}, nil
 	})
-	g.on(c, "call:decline", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
+	on("call:decline", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
 		var r service.CallRef
 		if err := decode(raw, &r); err != nil {
 			return nil, err

@@ -60,6 +60,11 @@ type Gateway struct {
 	log      zerolog.Logger
 	metrics  Metrics
 
+	// member and guest map each event a socket of the namespace may emit
+	// to its handler; built once, shared by every socket.
+	member map[string]handler
+	guest  map[string]handler
+
 	mu    sync.Mutex
 	conns map[socket.SocketId]*conn
 
@@ -108,7 +113,16 @@ func New(cfg Config, io *socket.Server, svc *service.Service, v Verifier, m Metr
 	if m == nil {
 		m = nopMetrics{}
 	}
-	g := &Gateway{cfg: cfg, io: io, svc: svc, verifier: v, log: log, metrics: m, conns: map[socket.SocketId]*conn{}}
+	g := &Gateway{cfg: cfg, io: io, svc: svc, verifier: v, log: log, metrics: m, conns: map[socket.SocketId]*conn{},
+		member: map[string]handler{}, guest: map[string]handler{}}
+	addTo := func(table map[string]handler) func(string, handler) {
+		return func(event string, h handler) { table[event] = h }
+	}
+	g.meetingHandlers(addTo(g.member))
+	g.callHandlers(addTo(g.member))
+	g.presenceHandlers(addTo(g.member))
+	g.memberGuestHandlers(addTo(g.member))
+	g.guestHandlers(addTo(g.guest))
 	members := io.Of("/", nil)
 	members.Use(g.authenticateMember)
 	members.On("connection", func(args ...any) { g.onMember(args[0].(*socket.Socket)) })
@@ -253,19 +267,7 @@ func (g *Gateway) onMember(s *socket.Socket) {
 	if c.actor.DeviceID != "" {
 		s.Join(socket.Room(service.DeviceRoom(c.actor.UserID, c.actor.DeviceID)))
 	}
-	g.meetingHandlers(c)
-	g.callHandlers(c)
-	g.presenceHandlers(c)
-	g.memberGuestHandlers(c)
-	s.OnAny(func(args ...any) {
-		if len(args) == 0 {
-			return
-		}
-		name, _ := args[0].(string)
-		if !memberEvents[name] {
-			g.refuse(c, name, args[1:], service.Errorf(service.CodeInvalidPayload, "unknown event %q", name))
-		}
-	})
+	s.OnAny(func(args ...any) { g.route(c, g.member, args, service.CodeInvalidPayload, "unknown event %q") })
 	s.On("disconnect", func(...any) { g.closed(c) })
 }
 
@@ -277,16 +279,7 @@ func (g *Gateway) onGuest(s *socket.Socket) {
 	}
 	g.metrics.Connected(service.GuestsNamespace, 1)
 	s.Join(socket.Room(service.GuestsRoom(c.guest.MeetingID)), socket.Room(service.SessionRoom(c.guest.SessionID)))
-	g.guestHandlers(c)
-	s.OnAny(func(args ...any) {
-		if len(args) == 0 {
-			return
-		}
-		name, _ := args[0].(string)
-		if !guestEvents[name] {
-			g.refuse(c, name, args[1:], service.Errorf(service.CodeForbidden, "guests may not emit %q", name))
-		}
-	})
+	s.OnAny(func(args ...any) { g.route(c, g.guest, args, service.CodeForbidden, "guests may not emit %q") })
 	s.On("disconnect", func(...any) { g.closed(c) })
 }
 
@@ -320,15 +313,24 @@ func (g *Gateway) closed(c *conn) {
 	}
 }
 
+// route dispatches one received event (args[0] is its name) to its handler
+// in table; an event without one is refused with code.
+func (g *Gateway) route(c *conn, table map[string]handler, args []any, code, format string) {
+	if len(args) == 0 {
+		return
+	}
+	name, _ := args[0].(string)
+	h, ok := table[name]
+	if !ok {
+		err := service.Errorf(code, format, name)
+		h = func(context.Context, *conn, json.RawMessage) (map[string]any, error) { return nil, err }
+	}
+	g.dispatch(c, name, args[1:], h)
+}
+
 // handler is the shape of every event handler: decode into its request,
 // call the service, return the ack's fields.
 type handler func(ctx context.Context, c *conn, payload json.RawMessage) (map[string]any, error)
-
-// on registers event on c's socket with the common pipeline: rate limit,
-// size limit, timeout, ack, log and metrics.
-func (g *Gateway) on(c *conn, event string, h handler) {
-	c.sock.On(event, func(args ...any) { g.dispatch(c, event, args, h) })
-}
 
 func (g *Gateway) dispatch(c *conn, event string, args []any, h handler) {
 	start := time.Now()
@@ -369,32 +371,20 @@ func (g *Gateway) dispatch(c *conn, event string, args []any, h handler) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
 	defer cancel()
-	type result struct {
-		fields map[string]any
-		err    error
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				g.log.Error().Interface("panic", r).Str("event", event).Msg("handler panic")
-				done <- result{err: service.Errorf(service.CodeInternal, "internal error")}
-			}
-		}()
-		f, err := h(ctx, c, raw)
-		done <- result{f, err}
+	// The handler runs on the socket's own goroutine, so a socket's events
+	// are handled in order. Every store call honours ctx, so a slow store
+	// answers unavailable at the request timeout.
+	defer func() {
+		if r := recover(); r != nil {
+			g.log.Error().Interface("panic", r).Str("event", event).Msg("handler panic")
+			reply(nil, service.Errorf(service.CodeInternal, "internal error"))
+		}
 	}()
-	select {
-	case r := <-done:
-		reply(r.fields, r.err)
-	case <-ctx.Done():
-		reply(nil, service.Errorf(service.CodeUnavailable, "the state store did not answer in time"))
+	f, err := h(ctx, c, raw)
+	if err != nil && ctx.Err() != nil {
+		err = service.Errorf(service.CodeUnavailable, "the state store did not answer in time")
 	}
-}
-
-// refuse answers an event that is not handled.
-func (g *Gateway) refuse(c *conn, event string, args []any, err error) {
-	g.dispatch(c, event, args, func(context.Context, *conn, json.RawMessage) (map[string]any, error) { return nil, err })
+	reply(f, err)
 }
 
 func splitArgs(args []any) (socket.Ack, any) {

@@ -7,8 +7,8 @@ import (
 	"github.com/switchboard/switchboard/service"
 )
 
-func (g *Gateway) meetingHandlers(c *conn) {
-	g.on(c, "meeting:create", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
+func (g *Gateway) meetingHandlers(on func(string, handler)) {
+	on("meeting:create", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
 		var r service.CreateMeetingRequest
 		if err := decode(raw, &r); err != nil {
 			return nil, err
@@ -19,7 +19,7 @@ func (g *Gateway) meetingHandlers(c *conn) {
 		}
 		return map[string]any{"meeting": m}, nil
 	})
-	g.on(c, "meeting:update", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
+	on("meeting:update", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
 		var r service.UpdateMeetingRequest
 		if err := decode(raw, &r); err != nil {
 			return nil, err
@@ -30,14 +30,14 @@ func (g *Gateway) meetingHandlers(c *conn) {
 		}
 		return map[string]any{"meeting": m}, nil
 	})
-	g.on(c, "meeting:start", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
+	on("meeting:start", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
 		var r service.MeetingRef
 		if err := decode(raw, &r); err != nil {
 			return nil, err
 		}
 		return nil, g.svc.StartMeeting(ctx, c.actor, r)
 	})
-	g.on(c, "meeting:register-participant", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
+	on("meeting:register-participant", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
 		var r service.MeetingRef
 		if err := decode(raw, &r); err != nil {
 			return nil, err
@@ -49,7 +49,7 @@ func (g *Gateway) meetingHandlers(c *conn) {
 		c.joinMeeting(r.MeetingID)
 		return map[string]any{"meeting": res.Meeting.Public()}, nil
 	})
-	g.on(c, "meeting:leave", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
+	on("meeting:leave", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
 		var r service.MeetingRef
 		if err := decode(raw, &r); err != nil {
 			return nil, err
@@ -60,7 +60,7 @@ func (g *Gateway) meetingHandlers(c *conn) {
 		c.leaveMeeting(r.MeetingID)
 		return nil, nil
 	})
-	g.on(c, "meeting:invite-live", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
+	on("meeting:invite-live", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
 		var r service.InviteLiveRequest
 		if err := decode(raw, &r); err != nil {
 			return nil, err
@@ -71,7 +71,7 @@ func (g *Gateway) meetingHandlers(c *conn) {
 		}
 		return map[string]any{"invited": invited}, nil
 	})
-	g.on(c, "meeting:generate_link", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
+	on("meeting:generate_link", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
 		var r service.MeetingRef
 		if err := decode(raw, &r); err != nil {
 			return nil, err
@@ -83,15 +83,3 @@ func (g *Gateway) meetingHandlers(c *conn) {
 		return map[string]any{"token": l.Token, "expires_at": l.ExpiresAt}, nil
 	})
 }
-
-// memberEvents are the events a member socket may emit.
-var memberEvents = map[string]bool{
-	"meeting:create": true, "meeting:update": true, "meeting:start": true,
-	"meeting:register-participant": true, "meeting:leave": true, "meeting:invite-live": true,
-	"meeting:generate_link": true, "call:create": true, "call:notify": true, "call:accept": true,
-	"call:decline": true, "meeting:admit_guest": true, "meeting:decline_guest": true,
-	"presence:heartbeat": true, "meeting:signal": true,
-}
-
-// guestEvents are the events a guest socket may emit (SPEC 1.2).
-var guestEvents = map[string]bool{"meeting:guest_join": true, "meeting:leave": true, "meeting:signal": true}

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-func (g *Gateway) presenceHandlers(c *conn) {
-	g.on(c, "presence:heartbeat", func(ctx context.Context, c *conn, _ json.RawMessage) (map[string]any, error) {
+func (g *Gateway) presenceHandlers(on func(string, handler)) {
+	on("presence:heartbeat", func(ctx context.Context, c *conn, _ json.RawMessage) (map[string]any, error) {
 		c.mu.Lock()
 		c.lastHeartbeat = g.svc.Now()
 		c.expired = false
