@@ -17,7 +17,7 @@ func (g *Gateway) callHandlers(on func(string, handler)) {
 		if err != nil {
 			return nil, err
 		}
-		c.joinMeeting(m.ID)
+		g.joinMeeting(ctx, c, m.ID)
 		return map[string]any{"call": m}, nil
 	})
 	on("call:notify", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {
@@ -40,7 +40,7 @@ func (g *Gateway) callHandlers(on func(string, handler)) {
 		if err != nil {
 			return nil, err
 		}
-		c.joinMeeting(r.CallID)
+		g.joinMeeting(ctx, c, r.CallID)
 		return map[string]any{"call": res.Meeting.Public()}, nil
 	})
 	on("call:decline", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {

@@ -67,8 +67,33 @@ type Gateway struct {
 
 	mu    sync.Mutex
 	conns map[socket.SocketId]*conn
+	// pending are cleanups of closed sockets that failed (the store was
+	// unreachable); the sweep retries them so nothing stays registered.
+	pending []*conn
 
 	draining atomic.Bool
+
+	// roomsReady, when set, waits until the rooms a socket just joined
+	// receive broadcasts from every node (the cluster adapter's
+	// subscriptions are active).
+	roomsReady func(ctx context.Context) error
+}
+
+// SetRoomsReady installs the wait for cross-node room subscriptions (the
+// Redis adapter's Flush). With it, a handshake completes only once the
+// socket's user and device rooms hear the whole cluster, so an event sent
+// to the user right after the connect is not missed.
+func (g *Gateway) SetRoomsReady(f func(ctx context.Context) error) { g.roomsReady = f }
+
+// joinRooms puts a socket in its rooms before its handshake completes and
+// waits until the cluster can reach them.
+func (g *Gateway) joinRooms(ctx context.Context, s *socket.Socket, names ...string) {
+	s.Join(rooms(names)...)
+	if g.roomsReady != nil {
+		if err := g.roomsReady(ctx); err != nil {
+			g.log.Warn().Err(err).Str("event", "connect").Msg("room subscriptions not confirmed")
+		}
+	}
 }
 
 // Metrics receives the gateway's counters; nil methods are fine.
@@ -208,6 +233,11 @@ func (g *Gateway) authenticateMember(s *socket.Socket, next func(*socket.Extende
 	a := service.Actor{UserID: claims.UserID, DeviceID: claims.DeviceID, Name: claims.Name, ConnID: string(s.Id())}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
 	defer cancel()
+	own := []string{service.UserRoom(a.UserID)}
+	if a.DeviceID != "" {
+		own = append(own, service.DeviceRoom(a.UserID, a.DeviceID))
+	}
+	g.joinRooms(ctx, s, own...)
 	if err := g.svc.Connect(ctx, a); err != nil {
 		e := service.AsError(err)
 		g.log.Info().Str("outcome", e.Code).Str("event", "connect").Str("user_id", a.UserID).Msg("handshake refused")
@@ -238,6 +268,7 @@ func (g *Gateway) authenticateGuest(s *socket.Socket, next func(*socket.Extended
 		return
 	}
 	gst := service.Guest{SessionID: sess.ID, MeetingID: sess.MeetingID, ConnID: string(s.Id())}
+	g.joinRooms(ctx, s, service.GuestsRoom(gst.MeetingID), service.SessionRoom(gst.SessionID))
 	if err := g.svc.GuestConnect(ctx, gst); err != nil {
 		e := service.AsError(err)
 		next(connectError(e.Code, e.Message))
@@ -263,10 +294,6 @@ func (g *Gateway) onMember(s *socket.Socket) {
 		return
 	}
 	g.metrics.Connected(service.MembersNamespace, 1)
-	s.Join(socket.Room(service.UserRoom(c.actor.UserID)))
-	if c.actor.DeviceID != "" {
-		s.Join(socket.Room(service.DeviceRoom(c.actor.UserID, c.actor.DeviceID)))
-	}
 	s.OnAny(func(args ...any) { g.route(c, g.member, args, service.CodeInvalidPayload, "unknown event %q") })
 	s.On("disconnect", func(...any) { g.closed(c) })
 }
@@ -278,7 +305,6 @@ func (g *Gateway) onGuest(s *socket.Socket) {
 		return
 	}
 	g.metrics.Connected(service.GuestsNamespace, 1)
-	s.Join(socket.Room(service.GuestsRoom(c.guest.MeetingID)), socket.Room(service.SessionRoom(c.guest.SessionID)))
 	s.OnAny(func(args ...any) { g.route(c, g.guest, args, service.CodeForbidden, "guests may not emit %q") })
 	s.On("disconnect", func(...any) { g.closed(c) })
 }
@@ -296,20 +322,59 @@ func (g *Gateway) closed(c *conn) {
 	g.mu.Lock()
 	delete(g.conns, c.sock.Id())
 	g.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
-	defer cancel()
-	var err error
 	if c.isGst {
 		g.metrics.Connected(service.GuestsNamespace, -1)
-		err = g.svc.GuestDisconnect(ctx, c.guest, g.cfg.PresenceGrace)
 	} else {
 		g.metrics.Connected(service.MembersNamespace, -1)
-		if !expired {
-			err = g.svc.Disconnect(ctx, c.actor, c.joined(), g.cfg.PresenceGrace)
+		if expired {
+			return
 		}
 	}
-	if err != nil {
-		g.log.Warn().Err(err).Str("event", "disconnect").Msg("disconnect cleanup failed")
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
+	defer cancel()
+	if err := g.cleanup(ctx, c); err != nil {
+		g.log.Warn().Err(err).Str("event", "disconnect").Msg("disconnect cleanup failed; will retry")
+		g.mu.Lock()
+		if len(g.pending) < maxPendingCleanups {
+			g.pending = append(g.pending, c)
+		}
+		g.mu.Unlock()
+	}
+}
+
+// maxPendingCleanups bounds the retry list during a long store outage; past
+// it, presence TTLs and node reaping still clean up.
+const maxPendingCleanups = 100_000
+
+// cleanup releases what a closed socket held in the store.
+func (g *Gateway) cleanup(ctx context.Context, c *conn) error {
+	if c.isGst {
+		return g.svc.GuestDisconnect(ctx, c.guest, g.cfg.PresenceGrace)
+	}
+	return g.svc.Disconnect(ctx, c.actor, c.joined(), g.cfg.PresenceGrace)
+}
+
+// retryCleanups runs the cleanups that failed, keeping those that fail
+// again.
+func (g *Gateway) retryCleanups(ctx context.Context) {
+	g.mu.Lock()
+	todo := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	var failed []*conn
+	for i, c := range todo {
+		cctx, cancel := context.WithTimeout(ctx, g.cfg.RequestTimeout)
+		err := g.cleanup(cctx, c)
+		cancel()
+		if err != nil {
+			failed = append(failed, todo[i:]...) // the store is still away: stop here
+			break
+		}
+	}
+	if len(failed) > 0 {
+		g.mu.Lock()
+		g.pending = append(failed, g.pending...)
+		g.mu.Unlock()
 	}
 }
 
@@ -437,12 +502,13 @@ func decode(raw json.RawMessage, into any) error {
 	return nil
 }
 
-// Rooms joined by a socket after a successful service call.
-func (c *conn) joinMeeting(id string) {
+// joinMeeting puts the socket in a meeting room after a successful service
+// call, and returns once the cluster can reach it there (before the ack).
+func (g *Gateway) joinMeeting(ctx context.Context, c *conn, id string) {
 	c.mu.Lock()
 	c.meetings[id] = true
 	c.mu.Unlock()
-	c.sock.Join(socket.Room(service.MeetingRoom(id)))
+	g.joinRooms(ctx, c.sock, service.MeetingRoom(id))
 }
 
 func (c *conn) leaveMeeting(id string) {

@@ -46,7 +46,7 @@ func (g *Gateway) meetingHandlers(on func(string, handler)) {
 		if err != nil {
 			return nil, err
 		}
-		c.joinMeeting(r.MeetingID)
+		g.joinMeeting(ctx, c, r.MeetingID)
 		return map[string]any{"meeting": res.Meeting.Public()}, nil
 	})
 	on("meeting:leave", func(ctx context.Context, c *conn, raw json.RawMessage) (map[string]any, error) {

@@ -16,7 +16,8 @@ func (g *Gateway) presenceHandlers(on func(string, handler)) {
 	})
 }
 
-// Sweep runs until ctx ends. Each tick it (1) expires the presence of member
+// Sweep runs until ctx ends. Each tick it retries the cleanups of sockets
+// that closed while the store was unreachable, (1) expires the presence of member
 // sockets that sent no heartbeat for the presence TTL (the socket stays open;
 // a later heartbeat brings the user back online), and (2) works around a
 // defect of the socket.io library, where a connect/close race can leave a
@@ -37,6 +38,7 @@ func (g *Gateway) Sweep(ctx context.Context) {
 
 // SweepOnce runs one sweep (exported for tests with a fake clock).
 func (g *Gateway) SweepOnce(ctx context.Context) {
+	g.retryCleanups(ctx)
 	now := g.svc.Now()
 	g.mu.Lock()
 	all := make([]*conn, 0, len(g.conns))

@@ -62,8 +62,12 @@ type Node struct {
 	srv     *http.Server
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	leaseOK bool
 	mu      sync.Mutex
+	leaseOK bool
+	// claimAfter holds off reaping after this node was cut off from the
+	// store: every other node's lease may have run out during the same
+	// outage, and they need one refresh period to renew it.
+	claimAfter time.Time
 }
 
 // New assembles a node; Serve starts it.
@@ -96,6 +100,9 @@ func New(o Options) (*Node, error) {
 	n := &Node{opts: o, IO: io, log: log, Metrics: api.NewMetrics()}
 	n.Service = service.New(o.Service, o.Store, gateway.NewEmitter(io, log), o.Clock, log)
 	n.Gateway = gateway.New(o.Gateway, io, n.Service, o.Verifier, n.Metrics, log)
+	if f, ok := o.Adapter.(interface{ Flush(context.Context) error }); ok {
+		n.Gateway.SetRoomsReady(f.Flush)
+	}
 	n.API = api.New(api.Config{RequestTimeout: o.Gateway.RequestTimeout}, n.Service, o.Verifier, n.ready, n.Metrics.Registry, log)
 	sio := io.ServeHandler(nil)
 	n.API.Echo().Any("/socket.io/*", echo.WrapHandler(n.refuseNewWhileDraining(sio)))
@@ -194,18 +201,30 @@ func (n *Node) loop(ctx context.Context, every time.Duration, f func(context.Con
 func (n *Node) refreshLease(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, n.opts.NodeRefresh)
 	defer cancel()
-	lost, err := n.opts.Store.Nodes().Refresh(cctx, n.opts.Service.NodeID, n.opts.NodeLease, n.opts.Clock())
+	now := n.opts.Clock()
+	lost, err := n.opts.Store.Nodes().Refresh(cctx, n.opts.Service.NodeID, n.opts.NodeLease, now)
+	n.mu.Lock()
 	if err != nil {
+		n.claimAfter = now.Add(n.opts.NodeLease)
+		n.mu.Unlock()
 		n.log.Warn().Err(err).Msg("node lease refresh")
 		return
 	}
-	n.mu.Lock()
 	first := !n.leaseOK
 	n.leaseOK = true
+	if first || lost {
+		// Our own lease was missing: so may be everyone's. Give the
+		// others a lease period to come back before judging them dead.
+		n.claimAfter = now.Add(n.opts.NodeLease)
+	}
+	claim := !now.Before(n.claimAfter)
 	n.mu.Unlock()
 	if lost && !first {
 		k := n.Gateway.Restore(cctx)
 		n.log.Warn().Int("restored", k).Msg("lease was lost: re-registered local sockets")
+	}
+	if !claim {
+		return
 	}
 	if dead, err := n.Service.ClaimDeadNodes(cctx); err != nil {
 		n.log.Warn().Err(err).Msg("claim dead nodes")
