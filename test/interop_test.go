@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,8 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/switchboard/switchboard/state/memory"
 )
@@ -48,13 +52,47 @@ func liveLoops(grace time.Duration) envOption {
 	}
 }
 
+// logTo sends the node's log (debug level) to w, to show with a failure.
+func logTo(w *syncBuffer) envOption {
+	return func(o *nodeOptions) {
+		o.Logger = zerolog.New(w).Level(zerolog.DebugLevel)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the node's concurrent writers; it
+// prefixes each write (one log event) with the UTC time in milliseconds, as
+// flows.js stamps its socket histories.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(time.Now().UTC().Format("15:04:05.000 "))
+	return b.buf.Write(p)
+}
+
+// tail returns the last n lines written.
+func (b *syncBuffer) tail(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	lines := strings.Split(strings.TrimRight(b.buf.String(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
 func TestInteropNpmClient(t *testing.T) {
 	nodeBin := requireNode(t)
 	ensureInteropModules(t)
 	for _, mode := range []string{"websocket", "polling"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, liveLoops(interopGrace))
+			var serverLog syncBuffer
+			e := newEnv(t, liveLoops(interopGrace), logTo(&serverLog))
 			tokens := interopTokens(t)
 			ctx, cancel := context.WithTimeout(t.Context(), interopTimeout)
 			defer cancel()
@@ -72,7 +110,7 @@ func TestInteropNpmClient(t *testing.T) {
 				t.Fatalf("flows.js (%s) did not finish within %s:\n%s", mode, interopTimeout, out)
 			}
 			if err != nil {
-				t.Fatalf("flows.js (%s) failed: %v\n%s%s", mode, err, out, lastFailure(out))
+				t.Fatalf("flows.js (%s) failed: %v\n%s\n--- node log (last lines):\n%s%s", mode, err, out, serverLog.tail(150), lastFailure(out))
 			}
 			if testing.Verbose() {
 				t.Logf("flows.js (%s):\n%s", mode, out)

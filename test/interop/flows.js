@@ -88,7 +88,12 @@ let checks = 0;
 
 function ok(msg) {
   checks++;
-  console.log(`ok   [${MODE.label}] ${currentFlow}: ${msg}`);
+  console.log(`ok   ${clock()} [${MODE.label}] ${currentFlow}: ${msg}`);
+}
+
+// clock is the UTC time of day in ms, to line output up with the node's log.
+function clock() {
+  return new Date().toISOString().slice(11, 23);
 }
 
 function fail(msg) {
@@ -169,6 +174,12 @@ class Client {
     this.waiters = [];
     this.initialTransport = '';
     this.upgrades = 0;
+    this.history = []; // connection lifecycle, for failure messages
+    const note = (what) => this.history.push(`${clock()} ${what}`);
+    sock.on('connect', () => note(`connect ${sock.id}`));
+    sock.on('disconnect', (reason, desc) => note(`disconnect ${reason}${desc && desc.description ? ` (${desc.description.message || desc.description})` : ''}`));
+    sock.on('connect_error', (err) => note(`connect_error ${err.message}`));
+    sock.io.on('reconnect_attempt', (n) => note(`reconnect_attempt ${n}`));
     sock.onAny((name, ...args) => {
       this.events.push({ name, data: args[0], at: Date.now() });
       for (const w of [...this.waiters]) w();
@@ -210,7 +221,8 @@ class Client {
       };
       timer = setTimeout(() => {
         this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new CheckFailed(`${this.label} did not receive ${name} within ${timeoutMs} ms; it received: ${show(this.events.map((e) => e.name))}`));
+        reject(new CheckFailed(`${this.label} did not receive ${name} within ${timeoutMs} ms; it received: ${show(this.events.map((e) => e.name))}; ` +
+          `connected: ${this.sock.connected}, socket history: ${show(this.history)}`));
       }, timeoutMs);
       this.waiters.push(w);
     });
@@ -306,7 +318,7 @@ async function emitAck(c, event, payload) {
     if (payload === undefined) return await c.sock.timeout(OPT.waitMs).emitWithAck(event);
     return await c.sock.timeout(OPT.waitMs).emitWithAck(event, payload);
   } catch (e) {
-    fail(`${c.label} ${event}: no ack within ${OPT.waitMs} ms (${e.message})`);
+    fail(`${c.label} ${event}: no ack within ${OPT.waitMs} ms (${e.message}); socket history: ${show(c.history)}`);
   }
 }
 
@@ -784,7 +796,7 @@ main().then(() => {
 }, (err) => {
   clearTimeout(overall);
   const msg = err instanceof CheckFailed ? err.message : (err && err.stack) || String(err);
-  console.error(`FAIL [${MODE.label}] ${currentFlow}: ${msg}`);
+  console.error(`FAIL ${clock()} [${MODE.label}] ${currentFlow}: ${msg}`);
   for (const c of allClients) c.sock.disconnect();
   process.exit(1);
 });
