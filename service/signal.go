@@ -48,9 +48,9 @@ func (s *Service) MemberSignal(ctx context.Context, a Actor, r SignalRequest) er
 	if err != nil {
 		return err
 	}
-	sess, err := s.store.Guests().GetSession(ctx, r.To.SessionID)
-	if err != nil || sess.MeetingID != m.ID {
-		return Errorf(CodeNotFound, "session not found")
+	sess, err := s.store.Guests().Session(ctx, m.ID, r.To.SessionID)
+	if err != nil {
+		return wrap(err, "session")
 	}
 	if sess.Status != state.SessionAdmitted {
 		return Errorf(CodeForbidden, "the guest is not admitted")
@@ -73,7 +73,7 @@ func (s *Service) GuestSignal(ctx context.Context, g Guest, r SignalRequest) err
 	if err := s.checkID("to.user_id", r.To.UserID); err != nil {
 		return err
 	}
-	sess, err := s.store.Guests().GetSession(ctx, g.SessionID)
+	sess, err := s.store.Guests().Session(ctx, g.MeetingID, g.SessionID)
 	if err != nil {
 		return wrap(err, "session")
 	}

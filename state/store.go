@@ -234,6 +234,11 @@ type Guests interface {
 	// GetSession returns the session. Unknown or expired: ErrNotFound.
 	GetSession(ctx context.Context, id string) (*Session, error)
 
+	// Session returns session id of meetingID in one read (GetSession must
+	// first find the meeting). Unknown, expired, or of another meeting:
+	// ErrNotFound.
+	Session(ctx context.Context, meetingID, id string) (*Session, error)
+
 	// Request puts the session in its meeting's admission queue (status
 	// waiting, QueuedAt = now), replacing DisplayName when name is not nil.
 	// Allowed from registered and left, and once RetryAfter has passed for

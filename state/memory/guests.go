@@ -97,6 +97,20 @@ func (x *guests) GetSession(ctx context.Context, id string) (*state.Session, err
 	return cloneSession(e.s), nil
 }
 
+// Session implements state.Guests.
+func (x *guests) Session(ctx context.Context, meetingID, id string) (*state.Session, error) {
+	s := x.store()
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.unlock()
+	e := s.storedSession(id)
+	if e == nil || e.s.MeetingID != meetingID {
+		return nil, errorf(state.ErrNotFound, "session %s of meeting %s", id, meetingID)
+	}
+	return cloneSession(e.s), nil
+}
+
 // Request implements state.Guests. The admission cooldown holds for a
 // declined guest whatever it did since (leaving does not skip it). A new
 // request clears the previous decision.

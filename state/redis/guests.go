@@ -70,6 +70,18 @@ func (s *guests) GetSession(ctx context.Context, id string) (*state.Session, err
 	return decodeSession(b)
 }
 
+// Session implements state.Guests: one read, since the meeting is named.
+func (s *guests) Session(ctx context.Context, meetingID, id string) (*state.Session, error) {
+	b, err := s.c.Get(ctx, s.keys.session(meetingID, id)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("redis get session %s of %s: %w", id, meetingID, state.ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.st().fail("get session", err)
+	}
+	return decodeSession(b)
+}
+
 // sessionKeys are the keys of the session scripts: the session and its
 // meeting's queue.
 func (s *guests) sessionKeys(meetingID, id string) []string {

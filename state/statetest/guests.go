@@ -96,6 +96,17 @@ func testGuests(t *testing.T, newStore factory) {
 		s.Conns = append(s.Conns, "mutated")
 		eq(t, "stored session", sessionSnap(t, st, "s1"), want)
 	})
+	subtest(t, newStore, "Session reads a session of its meeting only", func(t *testing.T, st state.Store) {
+		s := session("s1", "mtg_a")
+		mustCreateSession(t, st, s)
+		got, err := st.Guests().Session(ctx(t), "mtg_a", "s1")
+		noErr(t, err, "Session")
+		eq(t, "session", jsonOf(t, got), sessionSnap(t, st, "s1"))
+		_, err = st.Guests().Session(ctx(t), "mtg_b", "s1")
+		isErr(t, err, state.ErrNotFound, "Session of another meeting")
+		_, err = st.Guests().Session(ctx(t), "mtg_a", "nope")
+		isErr(t, err, state.ErrNotFound, "unknown Session")
+	})
 	subtest(t, newStore, "an existing id is ErrConflict", func(t *testing.T, st state.Store) {
 		mustCreateSession(t, st, session("s1", "mtg_a"))
 		before := sessionSnap(t, st, "s1")
