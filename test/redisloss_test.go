@@ -290,25 +290,17 @@ func readyz(url string) int {
 // and the calls on each node survive. The device that went away during the
 // outage (its cleanup failed then) is announced offline once afterwards.
 //
-// It failed at 9477533 on two server defects, so it runs only with
-// SWITCHBOARD_KNOWN_BUGS=1 until their fixes (node: hold off claiming dead
-// nodes for a lease after losing the store; gateway: retry the cleanups
-// that failed) are committed; then drop the skip:
-//   - whichever node reaches Redis first finds the other node's lease
-//     expired (the outage outlasted it), claims it as dead and reaps it
-//     although it is alive: its users are announced offline, leave their
-//     calls (a call whose participants were all there ends and is
-//     deleted), then come back when that node finds its own lease lost and
-//     restores;
-//   - a socket that closed while Redis was down keeps its presence entry:
-//     Gateway.Restore re-registers what the node holds but nothing removes
-//     what it no longer holds, so the user stays online until the entry
-//     expires (presence TTL) and then goes offline without
-//     presence:user_disconnected.
+// It failed at 9477533 on two server defects, fixed in 07d2fc5:
+//   - whichever node reached Redis first found the other node's lease
+//     expired (the outage outlasted it), claimed it as dead and reaped it
+//     although it was alive: its users were announced offline and left
+//     their calls (a call whose participants were all there ended and was
+//     deleted, and its call:ended was lost), then came back when that node
+//     found its own lease lost and restored;
+//   - a socket that closed while Redis was down kept its presence entry,
+//     so the user stayed online until the entry expired (presence TTL) and
+//     then went offline without presence:user_disconnected.
 func TestRedisLossDataKept(t *testing.T) {
-	if os.Getenv("SWITCHBOARD_KNOWN_BUGS") != "1" {
-		t.Skip("fails on known server defects (live node reaped after a Redis outage longer than the lease; presence of sockets closed during the outage never cleaned up); set SWITCHBOARD_KNOWN_BUGS=1 to run")
-	}
 	srv := redistest.Start(t, redistest.WithAOF())
 	n1 := startLossNode(t, srv, "kept-n1")
 	n2 := startLossNode(t, srv, "kept-n2")
