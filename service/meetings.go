@@ -221,6 +221,9 @@ func (s *Service) UpdateMeeting(ctx context.Context, a Actor, r UpdateMeetingReq
 		return nil, err
 	}
 	p.AllowExternal = firstBool(r.AllowExternal, r.AllowExternalAlt)
+	if p == (state.MeetingPatch{}) {
+		return nil, Errorf(CodeInvalidPayload, "nothing to update: give title, description, startTime, endTime or allowExternal")
+	}
 	now := s.now()
 	m, err := s.store.Meetings().Update(ctx, r.MeetingID, a.UserID, p, s.cfg.MeetingRetention, now)
 	if err != nil {
