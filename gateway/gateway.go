@@ -67,6 +67,9 @@ type Gateway struct {
 
 	mu    sync.Mutex
 	conns map[socket.SocketId]*conn
+	// byTransport finds the socket of a namespace on one Engine.IO
+	// connection, to catch a second CONNECT for the same namespace.
+	byTransport map[string]*conn
 	// pending are cleanups of closed sockets that failed (the store was
 	// unreachable); the sweep retries them so nothing stays registered.
 	pending []*conn
@@ -139,6 +142,7 @@ func New(cfg Config, io *socket.Server, svc *service.Service, v Verifier, m Metr
 		m = nopMetrics{}
 	}
 	g := &Gateway{cfg: cfg, io: io, svc: svc, verifier: v, log: log, metrics: m, conns: map[socket.SocketId]*conn{},
+		byTransport: map[string]*conn{},
 		member: map[string]handler{}, guest: map[string]handler{}}
 	addTo := func(table map[string]handler) func(string, handler) {
 		return func(event string, h handler) { table[event] = h }
@@ -246,9 +250,7 @@ func (g *Gateway) authenticateMember(s *socket.Socket, next func(*socket.Extende
 	}
 	c := &conn{sock: s, actor: a, limit: rate.NewLimiter(rate.Limit(g.cfg.EventsPerSecond), g.cfg.EventBurst),
 		meetings: map[string]bool{}, lastHeartbeat: g.svc.Now()}
-	g.mu.Lock()
-	g.conns[s.Id()] = c
-	g.mu.Unlock()
+	g.register(c)
 	next(nil)
 }
 
@@ -275,10 +277,37 @@ func (g *Gateway) authenticateGuest(s *socket.Socket, next func(*socket.Extended
 		return
 	}
 	c := &conn{sock: s, guest: gst, isGst: true, limit: rate.NewLimiter(rate.Limit(g.cfg.EventsPerSecond), g.cfg.EventBurst)}
-	g.mu.Lock()
-	g.conns[s.Id()] = c
-	g.mu.Unlock()
+	g.register(c)
 	next(nil)
+}
+
+// transportKey names a namespace on one Engine.IO connection.
+func transportKey(s *socket.Socket) string {
+	if ec := s.Conn(); ec != nil {
+		return string(ec.Id()) + "|" + s.Nsp().Name()
+	}
+	return string(s.Id())
+}
+
+// register records a socket whose handshake succeeded. A client that sends
+// CONNECT twice for one namespace on one connection (the Go client of the
+// socket.io library does, now and then) gets a second server socket while
+// the library routes its packets to the newest only; the older one would
+// still be in the rooms and double every broadcast, so it is released here.
+func (g *Gateway) register(c *conn) {
+	key := transportKey(c.sock)
+	g.mu.Lock()
+	old := g.byTransport[key]
+	g.byTransport[key] = c
+	g.conns[c.sock.Id()] = c
+	g.mu.Unlock()
+	if old != nil && old != c {
+		g.log.Info().Str("event", "connect").Str("outcome", "duplicate").Msg("second CONNECT on one connection: released the older socket")
+		for _, r := range old.sock.Rooms().Keys() {
+			old.sock.Leave(r)
+		}
+		g.closed(old)
+	}
 }
 
 func (g *Gateway) conn(s *socket.Socket) *conn {
@@ -321,6 +350,9 @@ func (g *Gateway) closed(c *conn) {
 	c.mu.Unlock()
 	g.mu.Lock()
 	delete(g.conns, c.sock.Id())
+	if key := transportKey(c.sock); g.byTransport[key] == c {
+		delete(g.byTransport, key)
+	}
 	g.mu.Unlock()
 	if c.isGst {
 		g.metrics.Connected(service.GuestsNamespace, -1)
