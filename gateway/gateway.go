@@ -143,7 +143,7 @@ func New(cfg Config, io *socket.Server, svc *service.Service, v Verifier, m Metr
 	}
 	g := &Gateway{cfg: cfg, io: io, svc: svc, verifier: v, log: log, metrics: m, conns: map[socket.SocketId]*conn{},
 		byTransport: map[string]*conn{},
-		member: map[string]handler{}, guest: map[string]handler{}}
+		member:      map[string]handler{}, guest: map[string]handler{}}
 	addTo := func(table map[string]handler) func(string, handler) {
 		return func(event string, h handler) { table[event] = h }
 	}
