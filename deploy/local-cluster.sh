@@ -293,7 +293,7 @@ start_nginx() {
     user_line="# not root: the workers run as $(id -un)"
   fi
   for (( n = 1; n <= ${S[NODES]}; n++ )); do
-    servers+="        server $HOST:$(( ${S[NODE_PORT_BASE]} + n - 1 )) max_fails=3 fail_timeout=10s;"$'\n'
+    servers+="        server $HOST:$(( ${S[NODE_PORT_BASE]} + n - 1 )) max_fails=0;"$'\n'
   done
   tmpl=$(<"$SCRIPT_DIR/nginx/switchboard-local.conf.tmpl")
   tmpl=${tmpl//@@USER_LINE@@/$user_line}

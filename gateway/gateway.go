@@ -118,6 +118,10 @@ type conn struct {
 	isGst bool
 	limit *rate.Limiter
 
+	// inflight counts the events being handled, so a drain lets them ack
+	// before it closes the transport.
+	inflight atomic.Int32
+
 	mu            sync.Mutex
 	meetings      map[string]bool
 	lastHeartbeat time.Time
@@ -430,6 +434,8 @@ func (g *Gateway) route(c *conn, table map[string]handler, args []any, code, for
 type handler func(ctx context.Context, c *conn, payload json.RawMessage) (map[string]any, error)
 
 func (g *Gateway) dispatch(c *conn, event string, args []any, h handler) {
+	c.inflight.Add(1)
+	defer c.inflight.Add(-1)
 	start := time.Now()
 	ack, payload := splitArgs(args)
 	reply := func(fields map[string]any, err error) {

@@ -33,8 +33,9 @@ func (g *Gateway) Drain(ctx context.Context, window time.Duration) {
 			return
 		case <-t.C:
 		}
+		g.settle(c)
 		if ec := c.sock.Conn(); ec != nil {
-			ec.Close(true)
+			ec.Close(false) // flush what is written, acks included
 		}
 		t.Reset(step)
 	}
@@ -85,4 +86,13 @@ func (g *Gateway) Restore(ctx context.Context) (restored int) {
 		restored++
 	}
 	return restored
+}
+
+// settle waits, at most the request timeout, for the events c is handling
+// to be answered, so a drain never cuts an ack of an event it applied.
+func (g *Gateway) settle(c *conn) {
+	deadline := time.Now().Add(g.cfg.RequestTimeout)
+	for c.inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 }

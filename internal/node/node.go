@@ -109,19 +109,31 @@ func New(o Options) (*Node, error) {
 	return n, nil
 }
 
-// refuseNewWhileDraining answers a new Engine.IO handshake (no sid) with
-// 503 while the node drains, so a load balancer retries it on another node
+// refuseNewWhileDraining answers a new Engine.IO handshake (no sid), or a
+// request for a session this node does not hold, with 503 while the node
+// drains, so a load balancer retries it on another node
 // (nginx proxy_next_upstream http_503, HAProxy retry-on 503). A Socket.IO
 // connect_error would instead stop the standard clients from reconnecting.
 func (n *Node) refuseNewWhileDraining(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.Gateway.Draining() && r.URL.Query().Get("sid") == "" {
+		if n.Gateway.Draining() && !n.holds(r.URL.Query().Get("sid")) {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, `{"error":"node is draining","code":"unavailable"}`, http.StatusServiceUnavailable)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// holds reports whether this node holds the Engine.IO session sid (a
+// polling session that hashes back here during a drain after its handshake
+// went elsewhere is not ours: 503 lets the balancer pass it on).
+func (n *Node) holds(sid string) bool {
+	if sid == "" {
+		return false
+	}
+	_, ok := n.IO.Engine().Clients().Load(sid)
+	return ok
 }
 
 func def(d *time.Duration, v time.Duration) {
