@@ -438,30 +438,9 @@ func (g *Gateway) dispatch(c *conn, event string, args []any, h handler) {
 	defer c.inflight.Add(-1)
 	start := time.Now()
 	ack, payload := splitArgs(args)
+	var once sync.Once
 	reply := func(fields map[string]any, err error) {
-		outcome := "ok"
-		var resp map[string]any
-		if err != nil {
-			e := service.AsError(err)
-			outcome = e.Code
-			resp = map[string]any{"success": false, "error": e.Message, "code": e.Code}
-			ev := g.log.Info()
-			if e.Code == service.CodeInternal || e.Code == service.CodeUnavailable {
-				ev = g.log.Error().Err(e.Err)
-			}
-			ev.Str("event", event).Str("outcome", e.Code).Str("socket", string(c.sock.Id())).Msg(e.Message)
-		} else {
-			resp = map[string]any{"success": true}
-			for k, v := range fields {
-				resp[k] = v
-			}
-		}
-		g.metrics.Event(event, outcome, time.Since(start))
-		if ack != nil {
-			if p, err := plain(resp); err == nil {
-				ack([]any{p}, nil)
-			}
-		}
+		once.Do(func() { g.answer(c, event, start, ack, fields, err) })
 	}
 	if !c.limit.Allow() {
 		reply(nil, service.Errorf(service.CodeRateLimited, "more than %g events per second", g.cfg.EventsPerSecond))
@@ -475,8 +454,13 @@ func (g *Gateway) dispatch(c *conn, event string, args []any, h handler) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
 	defer cancel()
 	// The handler runs on the socket's own goroutine, so a socket's events
-	// are handled in order. Every store call honours ctx, so a slow store
-	// answers unavailable at the request timeout.
+	// are handled in order. Every store call honours ctx; should one not, a
+	// timer still answers unavailable just after the request timeout (the
+	// first answer wins).
+	guard := time.AfterFunc(g.cfg.RequestTimeout+50*time.Millisecond, func() {
+		reply(nil, service.Errorf(service.CodeUnavailable, "the state store did not answer in time"))
+	})
+	defer guard.Stop()
 	defer func() {
 		if r := recover(); r != nil {
 			g.log.Error().Interface("panic", r).Str("event", event).Msg("handler panic")
@@ -488,6 +472,33 @@ func (g *Gateway) dispatch(c *conn, event string, args []any, h handler) {
 		err = service.Errorf(service.CodeUnavailable, "the state store did not answer in time")
 	}
 	reply(f, err)
+}
+
+// answer logs, counts and acks one handled event.
+func (g *Gateway) answer(c *conn, event string, start time.Time, ack socket.Ack, fields map[string]any, err error) {
+	outcome := "ok"
+	var resp map[string]any
+	if err != nil {
+		e := service.AsError(err)
+		outcome = e.Code
+		resp = map[string]any{"success": false, "error": e.Message, "code": e.Code}
+		ev := g.log.Info()
+		if e.Code == service.CodeInternal || e.Code == service.CodeUnavailable {
+			ev = g.log.Error().Err(e.Err)
+		}
+		ev.Str("event", event).Str("outcome", e.Code).Str("socket", string(c.sock.Id())).Msg(e.Message)
+	} else {
+		resp = map[string]any{"success": true}
+		for k, v := range fields {
+			resp[k] = v
+		}
+	}
+	g.metrics.Event(event, outcome, time.Since(start))
+	if ack != nil {
+		if p, err := plain(resp); err == nil {
+			ack([]any{p}, nil)
+		}
+	}
 }
 
 func splitArgs(args []any) (socket.Ack, any) {
