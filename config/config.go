@@ -26,6 +26,9 @@ type Config struct {
 	NodeID string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// DebugAddr, when set, is the listen address of the Go profiler
+	// (net/http/pprof); empty means off.
+	DebugAddr string
 
 	// RedisURL is a redis:// or rediss:// URL; empty (with no cluster and
 	// no sentinel) means embedded in-memory mode.

@@ -232,6 +232,13 @@ func (l *loader) validate(c *Config) {
 	if err := checkHostPort(c.Addr, true); err != nil {
 		l.problem("%s: %q %s", l.of(c, &c.Addr), clip(c.Addr), err)
 	}
+	if c.DebugAddr != "" {
+		if err := checkHostPort(c.DebugAddr, true); err != nil {
+			l.problem("%s: %q %s", l.of(c, &c.DebugAddr), clip(c.DebugAddr), err)
+		} else if c.DebugAddr == c.Addr {
+			l.problem("%s must differ from %s", l.of(c, &c.DebugAddr), l.of(c, &c.Addr))
+		}
+	}
 
 	if c.NodeID == "" {
 		c.NodeID = generateNodeID()

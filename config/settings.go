@@ -52,6 +52,10 @@ var settings = []setting{
 	{name: "LOG_LEVEL", def: "info",
 		help:  "`debug`, `info`, `warn` or `error`.",
 		field: func(c *Config) any { return &c.LogLevel }},
+	{name: "DEBUG_ADDR",
+		help: "Listen address of the Go profiler (`/debug/pprof/`), e.g. `127.0.0.1:6060`; empty: off. " +
+			"Separate from `SWITCHBOARD_ADDR` so it is never exposed with the public port; bind it to loopback.",
+		field: func(c *Config) any { return &c.DebugAddr }},
 
 	// Redis.
 	{name: "REDIS_URL", redact: redisURL,

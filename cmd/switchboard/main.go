@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -141,6 +142,13 @@ func serve(cfg config.Config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.DebugAddr != "" {
+		stop, err := serveProfiler(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	log.Info().Str("config", cfg.String()).Msg("starting")
 	errc := make(chan error, 1)
 	go func() { errc <- n.Serve(l) }()
@@ -155,6 +163,25 @@ func serve(cfg config.Config, stderr io.Writer) error {
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// serveProfiler serves net/http/pprof on its own listener, so the profiler
+// is never reachable through the public port. stop closes it.
+func serveProfiler(addr string, log zerolog.Logger) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	log.Warn().Str("addr", l.Addr().String()).Msg("profiler listening (SWITCHBOARD_DEBUG_ADDR); keep it off public networks")
+	return func() { _ = srv.Close() }, nil
 }
 
 func redisClient(cfg config.Config) (goredis.UniversalClient, error) {
