@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/switchboard/switchboard/state"
 )
@@ -124,19 +123,7 @@ func (s *Service) Notify(ctx context.Context, a Actor, r NotifyRequest) (int, er
 	now := s.now()
 	deadline := now.Add(s.cfg.RingTimeout)
 
-	// The ring-timeout job does not depend on who is online: schedule it
-	// while presence is read. A job that finds nobody ringing does nothing.
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		job := state.Job{ID: "ring:" + r.CallID + ":" + ts(deadline), Kind: JobRingTimeout, Subject: r.CallID, Due: state.At(deadline)}
-		if err := s.store.Jobs().Schedule(ctx, job); err != nil {
-			s.log.Warn().Err(err).Str("call_id", r.CallID).Msg("schedule ring timeout")
-		}
-	}()
 	pres, err := s.store.Presence().Query(ctx, recipients, now)
-	wg.Wait()
 	if err != nil {
 		return 0, wrap(err, "presence")
 	}
@@ -146,13 +133,23 @@ func (s *Service) Notify(ctx context.Context, a Actor, r NotifyRequest) (int, er
 			online = append(online, p.UserID)
 		}
 	}
-	m, ringing, err := s.store.Meetings().Ring(ctx, r.CallID, a.UserID, recipients, online, deadline, now)
+	// The ring-timeout job goes to the store with the ring, in the same
+	// round trip; it is scheduled even when the ring rings nobody or is
+	// refused (a job that finds nobody ringing does nothing).
+	timeout := state.Job{ID: "ring:" + r.CallID + ":" + ts(deadline), Kind: JobRingTimeout, Subject: r.CallID, Due: state.At(deadline)}
+	res, err := s.store.Meetings().Ring(ctx, r.CallID, a.UserID, recipients, online, deadline, timeout, now)
 	if err != nil {
 		if errors.Is(err, state.ErrInvalid) {
 			return 0, s.notParticipants(ctx, r.CallID, a.UserID, recipients)
 		}
 		return 0, wrap(err, "call")
 	}
+	if res.TimeoutErr != nil {
+		// The ring stands: the recipients are told, but nothing will time
+		// their ring out (they still can accept or decline).
+		s.log.Warn().Err(res.TimeoutErr).Str("call_id", r.CallID).Msg("schedule ring timeout")
+	}
+	m, ringing := res.Meeting, res.Ringing
 	pub := m.Public()
 	caller := map[string]any{"user_id": a.UserID, "display_name": a.Name, "avatar": ""}
 	if r.Caller != nil {

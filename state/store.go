@@ -54,6 +54,17 @@ type LeaveResult struct {
 	Reason string
 }
 
+// RingResult reports what a Ring changed.
+type RingResult struct {
+	Meeting *Meeting
+	// Ringing lists the users now ringing (this Ring rang them).
+	Ringing []string
+	// TimeoutErr is why the ring-timeout job could not be scheduled, when
+	// the ring itself was applied; nil when the job was scheduled (or none
+	// was given).
+	TimeoutErr error
+}
+
 // CallResult reports what a Decline or ExpireRings changed.
 type CallResult struct {
 	Meeting *Meeting
@@ -130,7 +141,23 @@ type Meetings interface {
 	// ringing or missed ring; the others are skipped (offline ones stay
 	// invited). Returns the call and the users now ringing. Not a call:
 	// ErrNotFound.
-	Ring(ctx context.Context, id, actor string, recipients, online []string, ringDeadline, now time.Time) (*Meeting, []string, error)
+	//
+	// timeout is the ring-timeout job (due at ringDeadline, normally). Ring
+	// schedules it as Jobs.Schedule would, in the same round trip as the
+	// ring, so that a ring never waits for a second round trip to be timed
+	// out. The job is scheduled whatever the ring's outcome: also when the
+	// ring rings nobody, and when it is refused. That is what lets a store
+	// send the job without waiting for the ring's answer (the Redis store
+	// pipelines both: the job and the call live in different Cluster
+	// slots), and it is harmless: a ring-timeout job that finds nobody
+	// ringing does nothing. The ring and the job are each atomic, not
+	// atomic together. The error Ring returns is the ring's (a refusal, or
+	// the store unreachable, in which case the job may or may not have been
+	// written). When the ring was applied but the job could not be written,
+	// Ring returns the ring's result with the job's error in
+	// RingResult.TimeoutErr; the ring is not undone. A timeout with an empty
+	// ID schedules nothing.
+	Ring(ctx context.Context, id, actor string, recipients, online []string, ringDeadline time.Time, timeout Job, now time.Time) (*RingResult, error)
 
 	// Accept: a ringing or invited participant of a call accepts (else
 	// ErrConflict); status accepted, conn joins the room (as Join), Answered

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/redistest"
 	"github.com/switchboard/switchboard/internal/testclient"
 )
 
@@ -88,8 +89,16 @@ func TestCallDeclineEndsCall(t *testing.T) {
 	}
 }
 
-func TestCallRingTimeout(t *testing.T) {
-	e := newEnv(t)
+func TestCallRingTimeout(t *testing.T) { testCallRingTimeout(t, newEnv(t)) }
+
+// TestCallRingTimeoutRedis: the same on the Redis store, whose Ring writes
+// the ring-timeout job in the ring's pipeline.
+func TestCallRingTimeoutRedis(t *testing.T) {
+	_, opt := withRedis(t, redistest.Start(t), "ring-node", nil)
+	testCallRingTimeout(t, newEnv(t, opt))
+}
+
+func testCallRingTimeout(t *testing.T, e *env) {
 	alice, bob, carol := e.member("alice", "phone"), e.member("bob", "phone"), e.member("carol", "phone")
 	id := createCall(t, alice, "bob", "carol")
 	mustOK(t, emit(t, alice, "call:notify", map[string]any{"call_id": id, "recipients": []string{"bob", "carol"}}))

@@ -24,10 +24,15 @@ func (x *jobs) Schedule(ctx context.Context, js ...state.Job) error {
 	}
 	defer s.unlock()
 	for _, j := range js {
-		j.Due, j.Lease = state.At(j.Due.Time), state.Time{}
-		s.jobs[j.ID] = j
+		s.schedule(j)
 	}
 	return nil
+}
+
+// schedule adds or moves j; the caller holds the lock.
+func (s *Store) schedule(j state.Job) {
+	j.Due, j.Lease = state.At(j.Due.Time), state.Time{}
+	s.jobs[j.ID] = j
 }
 
 // Cancel implements state.Jobs.

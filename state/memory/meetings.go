@@ -449,15 +449,21 @@ func (x *meetings) InviteLive(ctx context.Context, id, actor string, users []str
 }
 
 // Ring implements state.Meetings. A Ring that rings nobody is not a change.
-func (x *meetings) Ring(ctx context.Context, id, actor string, recipients, online []string, ringDeadline, now time.Time) (*state.Meeting, []string, error) {
+// The timeout job is scheduled under the same lock, before the ring is
+// checked, so it is scheduled whatever the ring's outcome, as the contract
+// (and the Redis store's pipeline) has it; it cannot fail here.
+func (x *meetings) Ring(ctx context.Context, id, actor string, recipients, online []string, ringDeadline time.Time, timeout state.Job, now time.Time) (*state.RingResult, error) {
 	s := x.store()
 	if err := s.lock(ctx); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer s.unlock()
+	if timeout.ID != "" {
+		s.schedule(timeout)
+	}
 	m, _, err := s.visibleCall(id, actor)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var bad []string
 	for _, u := range recipients {
@@ -466,7 +472,7 @@ func (x *meetings) Ring(ctx context.Context, id, actor string, recipients, onlin
 		}
 	}
 	if len(bad) > 0 {
-		return nil, nil, errorf(state.ErrInvalid, "not participants %s may ring in call %s: %s", actor, id, strings.Join(bad, ", "))
+		return nil, errorf(state.ErrInvalid, "not participants %s may ring in call %s: %s", actor, id, strings.Join(bad, ", "))
 	}
 	var ringing []string
 	for _, u := range recipients {
@@ -479,11 +485,10 @@ func (x *meetings) Ring(ctx context.Context, id, actor string, recipients, onlin
 			ringing = append(ringing, u)
 		}
 	}
-	if len(ringing) == 0 {
-		return cloneMeeting(m), nil, nil
+	if len(ringing) > 0 {
+		touch(m, now)
 	}
-	touch(m, now)
-	return cloneMeeting(m), ringing, nil
+	return &state.RingResult{Meeting: cloneMeeting(m), Ringing: ringing}, nil
 }
 
 // Accept implements state.Meetings.

@@ -97,17 +97,19 @@ func BenchmarkCreateMeeting(b *testing.B) {
 	}
 }
 
-// BenchmarkRing: ring 10 recipients of a call.
+// BenchmarkRing: ring 10 recipients of a call, with the ring-timeout job
+// in the same pipeline (as call:notify does).
 func BenchmarkRing(b *testing.B) {
 	st := benchStore(b)
 	ctx := context.Background()
 	members := []string{"b", "c", "d", "e", "f", "g", "h", "i", "j", "k"}
 	must(b, st.Meetings().Create(ctx, call("call_a", at(0), members...), 0, at(0)))
 	for b.Loop() {
-		_, rang, err := st.Meetings().Ring(ctx, "call_a", "alice", members, members, at(time.Minute), at(0))
+		r, err := st.Meetings().Ring(ctx, "call_a", "alice", members, members, at(time.Minute), ringTimeout("call_a", at(time.Minute)), at(0))
 		must(b, err)
-		if len(rang) != len(members) {
-			b.Fatalf("rang %d", len(rang))
+		must(b, r.TimeoutErr)
+		if len(r.Ringing) != len(members) {
+			b.Fatalf("rang %d", len(r.Ringing))
 		}
 	}
 }
@@ -123,8 +125,9 @@ func BenchmarkCallLifecycle(b *testing.B) {
 		i++
 		id := fmt.Sprintf("call_%d", i)
 		must(b, mt.Create(ctx, call(id, at(0), "bob"), 0, at(0)))
-		_, _, err := mt.Ring(ctx, id, "alice", []string{"bob"}, []string{"bob"}, at(time.Minute), at(0))
+		rr, err := mt.Ring(ctx, id, "alice", []string{"bob"}, []string{"bob"}, at(time.Minute), ringTimeout(id, at(time.Minute)), at(0))
 		must(b, err)
+		must(b, rr.TimeoutErr)
 		_, err = mt.Accept(ctx, id, "bob", "b1", at(time.Second))
 		must(b, err)
 		_, err = mt.Leave(ctx, id, "alice", "a1", at(time.Minute))

@@ -21,6 +21,14 @@
 // idempotent, and readers repair what they find stale (an entry whose object
 // is gone, or that a refused transition wrote).
 //
+// Ring also writes the ring-timeout job (the scheduleJobs script on the
+// {jobs} keys, another slot) in the ring's pipeline: one round trip, two
+// transitions, each atomic on its own. The job does not wait for the ring's
+// answer, so it is written even when the ring is refused or rings nobody;
+// the contract allows it, since such a job finds nobody ringing and does
+// nothing. On Redis Cluster go-redis sends one pipeline per node, in
+// parallel, still one round trip of latency.
+//
 // Two writes may need a second, idempotent round trip, both rare: Update
 // when it moves a meeting's end later (the participants' indexes are
 // extended to the new expiry), and InviteLive on a meeting that outlives

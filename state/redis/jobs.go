@@ -26,18 +26,28 @@ func (s *jobs) Schedule(ctx context.Context, js ...state.Job) error {
 	if len(js) == 0 {
 		return nil
 	}
+	sc, err := s.scheduleCall(js...)
+	if err != nil {
+		return fmt.Errorf("redis schedule: %w", err)
+	}
+	v, err := s.st().run(ctx, sc.sc, sc.keys, sc.args...)
+	_, err = s.st().decode("schedule", noDoc, v, err)
+	return err
+}
+
+// scheduleCall is the scheduleJobs script that writes js, for Schedule and
+// for the pipelines that schedule a job with another transition (Ring).
+func (s *jobs) scheduleCall(js ...state.Job) (scriptCall, error) {
 	args := make([]any, 0, 3*len(js))
 	for _, j := range js {
 		j.Lease = state.Time{} // a moved job is no longer claimed
 		b, err := json.Marshal(j)
 		if err != nil {
-			return fmt.Errorf("redis schedule: %w", err)
+			return scriptCall{}, err
 		}
 		args = append(args, j.ID, b, millis(j.Due.Time))
 	}
-	v, err := s.st().run(ctx, s.sc.scheduleJobs, s.jobKeys(), args...)
-	_, err = s.st().decode("schedule", noDoc, v, err)
-	return err
+	return scriptCall{sc: s.sc.scheduleJobs, keys: s.jobKeys(), args: args}, nil
 }
 
 // Cancel implements state.Jobs.

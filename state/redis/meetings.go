@@ -249,8 +249,12 @@ func (s *meetings) InviteLive(ctx context.Context, id, actor string, users []str
 	return r.Meeting, r.Users, nil
 }
 
-// Ring implements state.Meetings.
-func (s *meetings) Ring(ctx context.Context, id, actor string, recipients, online []string, ringDeadline, now time.Time) (*state.Meeting, []string, error) {
+// Ring implements state.Meetings. The ringCall script and the timeout's
+// scheduleJobs script go in one pipeline: one round trip, two transitions
+// (the call's slot and the {jobs} slot differ, so one script cannot do
+// both on Redis Cluster). The job is therefore written whatever the ring's
+// answer, as the contract allows.
+func (s *meetings) Ring(ctx context.Context, id, actor string, recipients, online []string, ringDeadline time.Time, timeout state.Job, now time.Time) (*state.RingResult, error) {
 	args := make([]any, 0, 4+len(recipients)+len(online))
 	args = append(args, stamp(now), actor, stamp(ringDeadline), len(recipients))
 	for _, u := range recipients {
@@ -259,12 +263,26 @@ func (s *meetings) Ring(ctx context.Context, id, actor string, recipients, onlin
 	for _, u := range online {
 		args = append(args, u)
 	}
-	v, err := s.st().run(ctx, s.sc.ringCall, []string{s.keys.meeting(id)}, args...)
-	r, err := s.st().decode("ring", meetingDoc, v, err)
-	if err != nil {
-		return nil, nil, err
+	ring := scriptCall{sc: s.sc.ringCall, keys: []string{s.keys.meeting(id)}, args: args}
+	var r *reply
+	var jobErr error
+	if timeout.ID == "" {
+		v, err := s.st().run(ctx, ring.sc, ring.keys, ring.args...)
+		if r, err = s.st().decode("ring", meetingDoc, v, err); err != nil {
+			return nil, err
+		}
+	} else {
+		job, err := (*jobs)(s).scheduleCall(timeout)
+		if err != nil {
+			return nil, fmt.Errorf("redis ring: ring timeout: %w", err)
+		}
+		vs, errs := s.st().runEach(ctx, ring, job)
+		if r, err = s.st().decode("ring", meetingDoc, vs[0], errs[0]); err != nil {
+			return nil, err
+		}
+		_, jobErr = s.st().decode("ring: schedule ring timeout", noDoc, vs[1], errs[1])
 	}
-	return r.Meeting, r.Users, nil
+	return &state.RingResult{Meeting: r.Meeting, Ringing: r.Users, TimeoutErr: jobErr}, nil
 }
 
 // Accept implements state.Meetings.

@@ -65,6 +65,12 @@ func call(id string, now time.Time, members ...string) *state.Meeting {
 	return m
 }
 
+// ringTimeout is the ring-timeout job of call id due at deadline, as the
+// service builds it.
+func ringTimeout(id string, deadline time.Time) state.Job {
+	return state.Job{ID: "ring:" + id + ":" + state.At(deadline).String(), Kind: "ring_timeout", Subject: id, Due: state.At(deadline)}
+}
+
 // scheduled is a meeting of alice from start to end with the members invited.
 func scheduled(id string, start, end time.Time, members ...string) *state.Meeting {
 	m := &state.Meeting{
@@ -97,8 +103,9 @@ func flow(t testing.TB, st state.Store) {
 	_, _, err = m.MarkReminded(ctx, "mtg_a", 15)
 	noErr(t, err, "MarkReminded")
 	noErr(t, m.Create(ctx, call("call_a", at(0), "bob", "carol"), 0, at(0)), "Create call")
-	_, _, err = m.Ring(ctx, "call_a", "alice", []string{"bob", "carol"}, []string{"bob", "carol"}, at(time.Minute), at(0))
+	r, err := m.Ring(ctx, "call_a", "alice", []string{"bob", "carol"}, []string{"bob", "carol"}, at(time.Minute), ringTimeout("call_a", at(time.Minute)), at(0))
 	noErr(t, err, "Ring")
+	noErr(t, r.TimeoutErr, "Ring: ring timeout")
 	_, err = m.Accept(ctx, "call_a", "bob", "b1", at(time.Second))
 	noErr(t, err, "Accept")
 	_, err = m.Decline(ctx, "call_a", "carol", at(time.Second))
@@ -319,7 +326,7 @@ func TestUnavailable(t *testing.T) {
 			return err
 		},
 		"Ring": func(ctx context.Context) error {
-			_, _, err := st.Meetings().Ring(ctx, "call_a", "alice", []string{"bob"}, nil, at(time.Minute), at(0))
+			_, err := st.Meetings().Ring(ctx, "call_a", "alice", []string{"bob"}, nil, at(time.Minute), ringTimeout("call_a", at(time.Minute)), at(0))
 			return err
 		},
 		"ExpireRings": func(ctx context.Context) error { _, err := st.Meetings().ExpireRings(ctx, "call_a", at(0)); return err },
@@ -399,6 +406,53 @@ func TestScriptsReloadAfterFlush(t *testing.T) {
 	noErr(t, err, "ListForUser")
 	if len(ms) != 2 {
 		t.Fatalf("carol's meetings: %d, want 2 (indexed through pipelined scripts)", len(ms))
+	}
+}
+
+// TestRingWritesItsTimeoutJobAfterFlush: after SCRIPT FLUSH, both scripts
+// of Ring's pipeline (the ring and its ring-timeout job) fall back to EVAL.
+func TestRingWritesItsTimeoutJobAfterFlush(t *testing.T) {
+	srv := redistest.Start(t)
+	st, c := freshStore(t, srv)
+	ctx := context.Background()
+	noErr(t, st.Meetings().Create(ctx, call("call_a", at(0), "bob"), 0, at(0)), "Create")
+	noErr(t, c.ScriptFlush(ctx).Err(), "SCRIPT FLUSH")
+	j := ringTimeout("call_a", at(time.Minute))
+	r, err := st.Meetings().Ring(ctx, "call_a", "alice", []string{"bob"}, []string{"bob"}, at(time.Minute), j, at(0))
+	noErr(t, err, "Ring")
+	noErr(t, r.TimeoutErr, "Ring: ring timeout")
+	if !slices.Equal(r.Ringing, []string{"bob"}) {
+		t.Fatalf("ringing %v, want [bob]", r.Ringing)
+	}
+	js, err := st.Jobs().Claim(ctx, at(time.Minute), time.Second, 10)
+	noErr(t, err, "Claim")
+	if len(js) != 1 || js[0].ID != j.ID || js[0].Subject != "call_a" || !js[0].Due.Equal(j.Due.Time) {
+		t.Fatalf("jobs due at the ring deadline: %+v, want %s", js, j.ID)
+	}
+}
+
+// TestRingReportsAFailedTimeoutJob: when the ring is applied but its job
+// cannot be written, Ring answers the ring with the job's error in
+// TimeoutErr (the service logs it; the ring stands).
+func TestRingReportsAFailedTimeoutJob(t *testing.T) {
+	srv := redistest.Start(t)
+	st, c := freshStore(t, srv)
+	ctx := context.Background()
+	noErr(t, st.Meetings().Create(ctx, call("call_a", at(0), "bob"), 0, at(0)), "Create")
+	noErr(t, c.Set(ctx, "sb:{jobs}:data", "not a hash", 0).Err(), "SET") // HSET fails: WRONGTYPE
+	r, err := st.Meetings().Ring(ctx, "call_a", "alice", []string{"bob"}, []string{"bob"}, at(time.Minute),
+		ringTimeout("call_a", at(time.Minute)), at(0))
+	noErr(t, err, "Ring")
+	if r.TimeoutErr == nil || !strings.Contains(r.TimeoutErr.Error(), "WRONGTYPE") {
+		t.Fatalf("TimeoutErr = %v, want the job's WRONGTYPE", r.TimeoutErr)
+	}
+	if !slices.Equal(r.Ringing, []string{"bob"}) || r.Meeting.Participant("bob").Status != state.PartRinging {
+		t.Fatalf("the ring was not applied: ringing %v", r.Ringing)
+	}
+	m, err := st.Meetings().Get(ctx, "call_a")
+	noErr(t, err, "Get")
+	if m.Participant("bob").Status != state.PartRinging {
+		t.Fatalf("stored bob is %s, want ringing", m.Participant("bob").Status)
 	}
 }
 
@@ -519,8 +573,12 @@ func testRoundTrips(t *testing.T, c goredis.UniversalClient) {
 		{"Meetings.EndIfOver", func() error { _, _, err := mt.EndIfOver(ctx, "mtg_a", at(3*time.Hour)); return err }},
 		{"Meetings.Delete", func() error { _, err := mt.Delete(ctx, "mtg_a", "alice"); return err }},
 		{"Meetings.Create (call)", func() error { return mt.Create(ctx, call("call_a", at(0), "bob", "carol", "dave"), 0, at(0)) }},
-		{"Meetings.Ring", func() error {
-			_, _, err := mt.Ring(ctx, "call_a", "alice", []string{"bob", "carol", "dave"}, []string{"bob", "carol", "dave"}, at(time.Minute), at(0))
+		{"Meetings.Ring (with job)", func() error {
+			r, err := mt.Ring(ctx, "call_a", "alice", []string{"bob", "carol", "dave"}, []string{"bob", "carol", "dave"},
+				at(time.Minute), ringTimeout("call_a", at(time.Minute)), at(0))
+			if err == nil {
+				err = r.TimeoutErr
+			}
 			return err
 		}},
 		{"Meetings.Accept", func() error { _, err := mt.Accept(ctx, "call_a", "bob", "b1", at(time.Second)); return err }},

@@ -181,6 +181,41 @@ func (s *Store) runWith(ctx context.Context, sc *goredis.Script, keys []string, 
 	return v, nil
 }
 
+// scriptCall is one script with its keys and arguments (runEach).
+type scriptCall struct {
+	sc   *goredis.Script
+	keys []string
+	args []any
+}
+
+// runEach executes independent scripts in one pipeline, one round trip (on
+// Redis Cluster go-redis sends one pipeline per node, in parallel, so the
+// scripts may live in different slots), and returns each script's reply and
+// error, in order. Each script is atomic on its own; the refusal or failure
+// of one does not stop the others. A script Redis does not know yet
+// (NOSCRIPT) is sent again by EVAL, which caches it.
+func (s *Store) runEach(ctx context.Context, calls ...scriptCall) ([]any, []error) {
+	cmds := make([]*goredis.Cmd, len(calls))
+	_, perr := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, c := range calls {
+			cmds[i] = c.sc.EvalSha(ctx, p, c.keys, c.args...)
+		}
+		return nil
+	})
+	vs, errs := make([]any, len(calls)), make([]error, len(calls))
+	for i, c := range calls {
+		cmd := cmds[i]
+		if goredis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			cmd = c.sc.Eval(ctx, s.c, c.keys, c.args...)
+		}
+		vs[i], errs[i] = cmd.Result()
+		if errs[i] == nil && vs[i] == nil && perr != nil {
+			errs[i] = perr // the pipeline failed before the script answered
+		}
+	}
+	return vs, errs
+}
+
 // indexMeeting queues the commands that list meeting id in each user's
 // meeting index, keeping the index at least ttl.
 func (s *Store) indexMeeting(ctx context.Context, p goredis.Pipeliner, id string, users []string, ttl time.Duration) {

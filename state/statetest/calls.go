@@ -23,11 +23,50 @@ func newCall(t *testing.T, st state.Store, members ...string) {
 	mustCreate(t, st, call("call_a", "alice", "a1", at(0), members...), at(0))
 }
 
+// ringTimeout is the ring-timeout job of call_a due at deadline, as the
+// service builds it.
+func ringTimeout(deadline time.Time) state.Job {
+	return state.Job{ID: "ring:call_a:" + state.At(deadline).String(), Kind: "ring_timeout", Subject: "call_a", Due: state.At(deadline)}
+}
+
+// ringCall rings call_a until deadline with its ring-timeout job.
+func ringCall(t *testing.T, st state.Store, actor string, recipients, online []string, deadline, now time.Time) (*state.RingResult, error) {
+	t.Helper()
+	return st.Meetings().Ring(ctx(t), "call_a", actor, recipients, online, deadline, ringTimeout(deadline), now)
+}
+
+// mustRingCall is ringCall that must succeed and schedule its job.
+func mustRingCall(t *testing.T, st state.Store, actor string, recipients, online []string, deadline, now time.Time) (*state.Meeting, []string) {
+	t.Helper()
+	r, err := ringCall(t, st, actor, recipients, online, deadline, now)
+	noErr(t, err, "Ring")
+	noErr(t, r.TimeoutErr, "Ring: ring timeout")
+	return r.Meeting, r.Ringing
+}
+
 func mustRing(t *testing.T, st state.Store, actor string, recipients []string, now time.Time) []string {
 	t.Helper()
-	_, ringing, err := st.Meetings().Ring(ctx(t), "call_a", actor, recipients, recipients, now.Add(ring), now)
-	noErr(t, err, "Ring")
+	_, ringing := mustRingCall(t, st, actor, recipients, recipients, now.Add(ring), now)
 	return ringing
+}
+
+// timeoutScheduled asserts that job j is scheduled as given: not due just
+// before j.Due, due at j.Due. It claims the jobs due then.
+func timeoutScheduled(t *testing.T, st state.Store, j state.Job) {
+	t.Helper()
+	for _, c := range mustClaim(t, st, j.Due.Add(-time.Millisecond), 100) {
+		if c.ID == j.ID {
+			t.Fatalf("job %s is due before %s: %s", j.ID, j.Due, jsonOf(t, c))
+		}
+	}
+	for _, c := range mustClaim(t, st, j.Due.Time, 100) {
+		if c.ID == j.ID {
+			c.Lease = state.Time{}
+			eq(t, "scheduled ring timeout", jsonOf(t, c), jsonOf(t, j))
+			return
+		}
+	}
+	t.Fatalf("job %s is not scheduled at %s", j.ID, j.Due)
 }
 
 func mustAccept(t *testing.T, st state.Store, user, conn string, now time.Time) *state.JoinResult {
@@ -92,8 +131,7 @@ func testRing(t *testing.T, newStore factory) {
 	subtest(t, newStore, "marks recipients ringing until the deadline", func(t *testing.T, st state.Store) {
 		newCall(t, st, "bob", "carol", "dave")
 		before := mustGet(t, st, "call_a")
-		got, ringing, err := st.Meetings().Ring(ctx(t), "call_a", "alice", []string{"bob", "carol"}, []string{"bob", "carol"}, at(ring), at(0))
-		noErr(t, err, "Ring")
+		got, ringing := mustRingCall(t, st, "alice", []string{"bob", "carol"}, []string{"bob", "carol"}, at(ring), at(0))
 		eqSet(t, "ringing", ringing, []string{"bob", "carol"})
 		status(t, got, "bob", state.PartRinging)
 		status(t, got, "carol", state.PartRinging)
@@ -104,9 +142,8 @@ func testRing(t *testing.T, newStore factory) {
 	})
 	subtest(t, newStore, "offline recipients stay invited", func(t *testing.T, st state.Store) {
 		newCall(t, st, "bob", "carol", "dave")
-		got, ringing, err := st.Meetings().Ring(ctx(t), "call_a", "alice", []string{"bob", "carol"},
+		got, ringing := mustRingCall(t, st, "alice", []string{"bob", "carol"},
 			[]string{"carol", "dave", "mallory"}, at(ring), at(0))
-		noErr(t, err, "Ring")
 		eqList(t, "ringing", ringing, []string{"carol"})
 		status(t, got, "bob", state.PartInvited)
 		status(t, got, "carol", state.PartRinging)
@@ -116,23 +153,25 @@ func testRing(t *testing.T, newStore factory) {
 	subtest(t, newStore, "nobody online changes nothing", func(t *testing.T, st state.Store) {
 		newCall(t, st, "bob")
 		before := snapshot(t, st, "call_a")
-		_, ringing, err := st.Meetings().Ring(ctx(t), "call_a", "alice", []string{"bob"}, nil, at(ring), at(0))
-		noErr(t, err, "Ring")
+		_, ringing := mustRingCall(t, st, "alice", []string{"bob"}, nil, at(ring), at(0))
 		eqList(t, "ringing", ringing, nil)
 		eq(t, "unchanged", snapshot(t, st, "call_a"), before)
+		// Choice: the job is scheduled all the same (it finds nobody
+		// ringing and does nothing).
+		timeoutScheduled(t, st, ringTimeout(at(ring)))
 	})
 	subtest(t, newStore, "an offline recipient that is not a participant is still ErrInvalid", func(t *testing.T, st state.Store) {
 		newCall(t, st, "bob")
 		refused(t, st, "call_a", state.ErrInvalid, func() error {
-			_, _, err := st.Meetings().Ring(ctx(t), "call_a", "alice", []string{"bob", "mallory"}, []string{"bob"}, at(ring), at(0))
+			_, err := ringCall(t, st, "alice", []string{"bob", "mallory"}, []string{"bob"}, at(ring), at(0))
 			return err
 		})
+		timeoutScheduled(t, st, ringTimeout(at(ring)))
 	})
 	subtest(t, newStore, "ringing again moves the deadline", func(t *testing.T, st state.Store) {
 		newCall(t, st, "bob")
 		mustRing(t, st, "alice", []string{"bob"}, at(0))
-		got, ringing, err := st.Meetings().Ring(ctx(t), "call_a", "alice", []string{"bob"}, []string{"bob"}, at(30*time.Second+ring), at(30*time.Second))
-		noErr(t, err, "Ring again")
+		got, ringing := mustRingCall(t, st, "alice", []string{"bob"}, []string{"bob"}, at(30*time.Second+ring), at(30*time.Second))
 		eqList(t, "ringing", ringing, []string{"bob"})
 		eqTimePtr(t, "bob RingDeadline", got.Participant("bob").RingDeadline, at(30*time.Second+ring))
 		r := mustExpire(t, st, at(ring))
@@ -149,8 +188,7 @@ func testRing(t *testing.T, newStore factory) {
 		m.ActiveCount = 3
 		mustCreate(t, st, m, at(0))
 		all := []string{"acc", "dec", "join", "left", "miss", "inv"}
-		got, ringing, err := st.Meetings().Ring(ctx(t), "call_a", "alice", all, all, at(ring), at(0))
-		noErr(t, err, "Ring")
+		got, ringing := mustRingCall(t, st, "alice", all, all, at(ring), at(0))
 		eqSet(t, "ringing", ringing, []string{"miss", "inv"})
 		for u, want := range map[string]string{
 			"acc": state.PartAccepted, "dec": state.PartDeclined, "join": state.PartJoined,
@@ -162,16 +200,14 @@ func testRing(t *testing.T, newStore factory) {
 	subtest(t, newStore, "any participant may ring", func(t *testing.T, st state.Store) {
 		newCall(t, st, "bob", "carol")
 		mustAccept(t, st, "bob", "b1", at(time.Second))
-		_, ringing, err := st.Meetings().Ring(ctx(t), "call_a", "bob", []string{"carol"}, []string{"carol"}, at(ring), at(2*time.Second))
-		noErr(t, err, "Ring by bob")
+		_, ringing := mustRingCall(t, st, "bob", []string{"carol"}, []string{"carol"}, at(ring), at(2*time.Second))
 		eqList(t, "ringing", ringing, []string{"carol"})
 	})
 	subtest(t, newStore, "nobody to ring changes nothing", func(t *testing.T, st state.Store) {
 		newCall(t, st, "bob", "carol")
 		mustDecline(t, st, "bob", at(time.Second))
 		before := snapshot(t, st, "call_a")
-		_, ringing, err := st.Meetings().Ring(ctx(t), "call_a", "alice", []string{"bob"}, []string{"bob"}, at(ring), at(2*time.Second))
-		noErr(t, err, "Ring a decliner")
+		_, ringing := mustRingCall(t, st, "alice", []string{"bob"}, []string{"bob"}, at(ring), at(2*time.Second))
 		eqList(t, "ringing", ringing, nil)
 		// Choice: a Ring that rings nobody is not a change (no Version bump).
 		eq(t, "unchanged", snapshot(t, st, "call_a"), before)
@@ -189,17 +225,51 @@ func testRing(t *testing.T, newStore factory) {
 		subtest(t, newStore, tc.name, func(t *testing.T, st state.Store) {
 			newCall(t, st, "bob", "carol")
 			refused(t, st, "call_a", tc.want, func() error {
-				_, _, err := st.Meetings().Ring(ctx(t), "call_a", tc.actor, tc.recipients, tc.recipients, at(ring), at(0))
+				_, err := ringCall(t, st, tc.actor, tc.recipients, tc.recipients, at(ring), at(0))
 				return err
 			})
+			// Choice: a refused Ring schedules its job all the same (the
+			// Redis store sends both in one pipeline); the job finds
+			// nobody ringing and does nothing.
+			timeoutScheduled(t, st, ringTimeout(at(ring)))
 		})
 	}
 	subtest(t, newStore, "a meeting that is not a call is ErrNotFound", func(t *testing.T, st state.Store) {
 		mustCreate(t, st, live("call_a", "alice", "a1", at(0), at(hour), "bob"), at(0))
 		refused(t, st, "call_a", state.ErrNotFound, func() error {
-			_, _, err := st.Meetings().Ring(ctx(t), "call_a", "alice", []string{"bob"}, []string{"bob"}, at(ring), at(0))
+			_, err := ringCall(t, st, "alice", []string{"bob"}, []string{"bob"}, at(ring), at(0))
 			return err
 		})
+		timeoutScheduled(t, st, ringTimeout(at(ring)))
+	})
+	subtest(t, newStore, "schedules the ring-timeout job, due at the ring deadline", func(t *testing.T, st state.Store) {
+		newCall(t, st, "bob", "carol")
+		eqList(t, "jobs before Ring", jobIDs(mustClaim(t, st, at(hour), 100)), nil)
+		mustRingCall(t, st, "alice", []string{"bob"}, []string{"bob"}, at(ring), at(0))
+		timeoutScheduled(t, st, ringTimeout(at(ring)))
+	})
+	subtest(t, newStore, "ringing again schedules the job of the new deadline", func(t *testing.T, st state.Store) {
+		newCall(t, st, "bob")
+		mustRing(t, st, "alice", []string{"bob"}, at(0))
+		mustRingCall(t, st, "alice", []string{"bob"}, []string{"bob"}, at(30*time.Second+ring), at(30*time.Second))
+		timeoutScheduled(t, st, ringTimeout(at(30*time.Second+ring)))
+	})
+	subtest(t, newStore, "the job is scheduled as Jobs.Schedule would: an existing id moves, its lease cleared", func(t *testing.T, st state.Store) {
+		newCall(t, st, "bob")
+		j := ringTimeout(at(ring))
+		mustSchedule(t, st, state.Job{ID: j.ID, Kind: j.Kind, Subject: j.Subject, Due: state.At(at(hour))})
+		mustRing(t, st, "alice", []string{"bob"}, at(0))
+		timeoutScheduled(t, st, j) // claimed: leased
+		mustRing(t, st, "alice", []string{"bob"}, at(0))
+		timeoutScheduled(t, st, j) // scheduled again: the lease is gone
+	})
+	subtest(t, newStore, "a timeout with an empty ID schedules nothing", func(t *testing.T, st state.Store) {
+		newCall(t, st, "bob")
+		r, err := st.Meetings().Ring(ctx(t), "call_a", "alice", []string{"bob"}, []string{"bob"}, at(ring), state.Job{}, at(0))
+		noErr(t, err, "Ring")
+		noErr(t, r.TimeoutErr, "Ring: ring timeout")
+		eqList(t, "ringing", r.Ringing, []string{"bob"})
+		eqList(t, "jobs", jobIDs(mustClaim(t, st, at(hour), 100)), nil)
 	})
 }
 
