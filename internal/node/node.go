@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/gateway"
+	"github.com/switchboard/switchboard/internal/wstransport"
 	"github.com/switchboard/switchboard/service"
 	"github.com/switchboard/switchboard/state"
 )
@@ -92,6 +93,9 @@ func New(o Options) (*Node, error) {
 	sopts.SetMaxHttpBufferSize(int64(o.Gateway.MaxPayloadBytes) + 16<<10)
 	sopts.SetServeClient(false)
 	sopts.SetCors(&types.Cors{Origin: "*", Credentials: true})
+	// Our websocket transport prepares each broadcast's frame once for all
+	// its recipients (the library's prepares it once per recipient).
+	sopts.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, wstransport.NewBuilder()))
 	if o.Adapter != nil {
 		sopts.SetAdapter(o.Adapter)
 	}
