@@ -295,9 +295,13 @@ func transportKey(s *socket.Socket) string {
 
 // register records a socket whose handshake succeeded. A client that sends
 // CONNECT twice for one namespace on one connection (the Go client of the
-// socket.io library does, now and then) gets a second server socket while
-// the library routes its packets to the newest only; the older one would
-// still be in the rooms and double every broadcast, so it is released here.
+// socket.io library does, now and then) gets a second server socket on the
+// same connection, and the library routes the client's packets to whichever
+// of the two finished connecting last. Only the newest socket is kept in the
+// rooms (two would double every broadcast); the older one is released from
+// rooms and store, but stays usable: its events are handled for the kept one
+// (see target), and nothing is sent to the client, whose connection is
+// shared by both.
 func (g *Gateway) register(c *conn) {
 	key := transportKey(c.sock)
 	g.mu.Lock()
@@ -305,13 +309,25 @@ func (g *Gateway) register(c *conn) {
 	g.byTransport[key] = c
 	g.conns[c.sock.Id()] = c
 	g.mu.Unlock()
+	g.metrics.Connected(c.namespace(), 1)
 	if old != nil && old != c {
 		g.log.Info().Str("event", "connect").Str("outcome", "duplicate").Msg("second CONNECT on one connection: released the older socket")
-		for _, r := range old.sock.Rooms().Keys() {
-			old.sock.Leave(r)
-		}
+		leaveAll(old.sock)
 		g.closed(old)
 	}
+}
+
+// leaveAll takes s out of every room and out of the namespace's broadcasts
+// (Leave alone keeps it in the adapter's socket list, which namespace-wide
+// broadcasts reach).
+func leaveAll(s *socket.Socket) { s.Nsp().Adapter().DelAll(s.Id()) }
+
+// namespace names the namespace of the conn's socket.
+func (c *conn) namespace() string {
+	if c.isGst {
+		return service.GuestsNamespace
+	}
+	return service.MembersNamespace
 }
 
 func (g *Gateway) conn(s *socket.Socket) *conn {
@@ -320,26 +336,57 @@ func (g *Gateway) conn(s *socket.Socket) *conn {
 	return g.conns[s.Id()]
 }
 
-func (g *Gateway) onMember(s *socket.Socket) {
-	c := g.conn(s)
-	if c == nil {
-		s.Disconnect(true)
-		return
+// target is the conn that handles what socket s receives: the conn kept for
+// its connection and namespace (s's own, unless s was released as a
+// duplicate CONNECT), else own; nil when there is none.
+func (g *Gateway) target(s *socket.Socket, own *conn) *conn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cur := g.byTransport[transportKey(s)]; cur != nil {
+		return cur
 	}
-	g.metrics.Connected(service.MembersNamespace, 1)
-	s.OnAny(func(args ...any) { g.route(c, g.member, args, service.CodeInvalidPayload, "unknown event %q") })
-	s.On("disconnect", func(...any) { g.closed(c) })
+	return own
+}
+
+func (g *Gateway) onMember(s *socket.Socket) {
+	g.attach(s, g.member, service.CodeInvalidPayload, "unknown event %q")
 }
 
 func (g *Gateway) onGuest(s *socket.Socket) {
-	c := g.conn(s)
-	if c == nil {
+	g.attach(s, g.guest, service.CodeForbidden, "guests may not emit %q")
+}
+
+// attach binds a connected socket's events to its handler table.
+func (g *Gateway) attach(s *socket.Socket, table map[string]handler, code, format string) {
+	own := g.conn(s)
+	switch kept := g.target(s, own); {
+	case kept == nil:
+		// Closed before its connection completed.
 		s.Disconnect(true)
 		return
+	case kept != own:
+		// Released as a duplicate before the library finished connecting
+		// it, which joined it to its own room and so to every namespace
+		// broadcast: leave again.
+		leaveAll(s)
 	}
-	g.metrics.Connected(service.GuestsNamespace, 1)
-	s.OnAny(func(args ...any) { g.route(c, g.guest, args, service.CodeForbidden, "guests may not emit %q") })
-	s.On("disconnect", func(...any) { g.closed(c) })
+	s.OnAny(func(args ...any) {
+		if c := g.target(s, own); c != nil {
+			g.route(c, table, args, code, format)
+		}
+	})
+	s.On("disconnect", func(reason ...any) {
+		if own != nil {
+			g.closed(own)
+		}
+		// A released duplicate that the client's namespace DISCONNECT
+		// reached: the client left, so the kept socket goes too.
+		if len(reason) > 0 && reason[0] == "client namespace disconnect" {
+			if c := g.target(s, nil); c != nil && c != own {
+				c.sock.Disconnect(false)
+			}
+		}
+	})
 }
 
 // closed runs once per socket when it goes away.
@@ -358,13 +405,9 @@ func (g *Gateway) closed(c *conn) {
 		delete(g.byTransport, key)
 	}
 	g.mu.Unlock()
-	if c.isGst {
-		g.metrics.Connected(service.GuestsNamespace, -1)
-	} else {
-		g.metrics.Connected(service.MembersNamespace, -1)
-		if expired {
-			return
-		}
+	g.metrics.Connected(c.namespace(), -1)
+	if !c.isGst && expired {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
 	defer cancel()

@@ -61,6 +61,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		Verifier: v,
 		Clock:    clock.Now,
 		Logger:   testLogger(),
+		// Shutdown spreads the closing of the sockets still open over half
+		// of this; a test's leftovers need not take the production 10 s.
+		DrainTimeout: 2 * time.Second,
 	}
 	for _, f := range opts {
 		f(&o)
@@ -148,7 +151,7 @@ func emit(t *testing.T, c *testclient.Client, event string, payload any) testcli
 	t.Helper()
 	a, err := c.Emit(event, payload)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v (%s)", err, c.State())
 	}
 	return a
 }
@@ -183,7 +186,7 @@ func got(t *testing.T, c *testclient.Client, name string, pred func(map[string]a
 	t.Helper()
 	ev, ok := c.Wait(name, pred, waitFor)
 	if !ok {
-		t.Fatalf("%s did not receive %s; got %v", c.ID(), name, names(c.Events()))
+		t.Fatalf("%s did not receive %s; got %v (%s)", c.ID(), name, names(c.Events()), c.State())
 	}
 	return ev.Data
 }

@@ -56,6 +56,7 @@ type Client struct {
 	connErr     map[string]any
 	connected   bool
 	disconnects int
+	lastReason  string
 }
 
 // Dial connects to url (http://127.0.0.1:port) and waits for the connect or
@@ -133,10 +134,11 @@ func dial(url string, o Options) (*Client, error) {
 		c.cond.Broadcast()
 		c.mu.Unlock()
 	})
-	sock.On("disconnect", func(...any) {
+	sock.On("disconnect", func(args ...any) {
 		c.mu.Lock()
 		c.connected = false
 		c.disconnects++
+		c.lastReason = fmt.Sprint(args...)
 		c.cond.Broadcast()
 		c.mu.Unlock()
 	})
@@ -214,6 +216,14 @@ func (c *Client) WaitConnected(timeout time.Duration) bool {
 		}
 	}
 	return true
+}
+
+// State describes the connection for failure messages: connected or not,
+// disconnects seen and the last reason the library gave.
+func (c *Client) State() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprintf("connected=%v disconnects=%d last=%q", c.connected, c.disconnects, c.lastReason)
 }
 
 // Disconnects counts the disconnects seen.
