@@ -9,6 +9,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -190,9 +192,48 @@ func NewEmitter(io *socket.Server, log zerolog.Logger) service.Emitter {
 }
 
 // plain turns a payload into JSON-shaped values (maps, slices, strings,
-// numbers) so every encoder — the local JSON one and the cluster adapter's
-// msgpack — sends the same field names.
+// numbers, booleans, nil) so every encoder — the local JSON one and the
+// cluster adapter's msgpack — sends the same field names. Values already in
+// that shape (the maps the service builds) are copied without encoding;
+// anything else (structs, typed slices and maps) goes through a JSON round
+// trip, which is what defines the shape. Numbers keep their Go type, which
+// both encoders write as JSON numbers.
 func plain(v any) (any, error) {
+	switch t := v.(type) {
+	case nil, string, bool, int, int64, int32, uint, uint64, uint32:
+		return t, nil
+	case float64:
+		if math.IsNaN(t) || math.IsInf(t, 0) {
+			return nil, fmt.Errorf("plain: unsupported number %v", t)
+		}
+		return t, nil
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			p, err := plain(e)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = p
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			p, err := plain(e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = p
+		}
+		return out, nil
+	case []string:
+		out := make([]any, len(t))
+		for i, e := range t {
+			out[i] = e
+		}
+		return out, nil
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
