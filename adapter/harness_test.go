@@ -15,6 +15,8 @@ import (
 	csio "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/switchboard/switchboard/internal/wstransport"
 )
 
 // node is one socket.io server on 127.0.0.1 with our adapter.
@@ -45,6 +47,8 @@ func startNode(t testing.TB, cfg Config) *node {
 	b := New(cfg)
 	opts := socket.DefaultServerOptions()
 	opts.SetAdapter(b)
+	// The websocket transport production nodes use (internal/node).
+	opts.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, wstransport.NewBuilder()))
 	io := socket.NewServer(nil, opts)
 	n := &node{t: t, io: io, b: b}
 	_ = io.On("connection", func(args ...any) {
