@@ -19,6 +19,7 @@
 
 const fs = require('fs');
 const { io } = require('socket.io-client');
+const { EventLog } = require('./events');
 
 // ---------------------------------------------------------------- options
 
@@ -170,20 +171,16 @@ class Client {
   constructor(label, sock) {
     this.label = label;
     this.sock = sock;
-    this.events = [];
-    this.waiters = [];
     this.initialTransport = '';
     this.upgrades = 0;
     this.history = []; // connection lifecycle, for failure messages
+    this.log = new EventLog(sock, (name, ms, got) => new CheckFailed(`${this.label} did not receive ${name} within ${ms} ms; ` +
+      `it received: ${show(got)}; connected: ${sock.connected}, socket history: ${show(this.history)}`));
     const note = (what) => this.history.push(`${clock()} ${what}`);
     sock.on('connect', () => note(`connect ${sock.id}`));
     sock.on('disconnect', (reason, desc) => note(`disconnect ${reason}${desc && desc.description ? ` (${desc.description.message || desc.description})` : ''}`));
     sock.on('connect_error', (err) => note(`connect_error ${err.message}`));
     sock.io.on('reconnect_attempt', (n) => note(`reconnect_attempt ${n}`));
-    sock.onAny((name, ...args) => {
-      this.events.push({ name, data: args[0], at: Date.now() });
-      for (const w of [...this.waiters]) w();
-    });
     sock.io.on('open', () => {
       const engine = sock.io.engine;
       this.initialTransport = engine.transport.name;
@@ -196,37 +193,10 @@ class Client {
     return this.sock.io.engine ? this.sock.io.engine.transport.name : '';
   }
 
-  matching(name, pred) {
-    return this.events.filter((e) => e.name === name && (!pred || pred(e.data)));
-  }
-
-  count(name, pred) {
-    return this.matching(name, pred).length;
-  }
-
-  // waitFor resolves with the data of the first event named name matching
-  // pred, received before or within timeoutMs.
-  waitFor(name, pred, timeoutMs = OPT.waitMs) {
-    return new Promise((resolve, reject) => {
-      const find = () => this.matching(name, pred)[0];
-      const hit = find();
-      if (hit) return resolve(hit.data);
-      let timer;
-      const w = () => {
-        const h = find();
-        if (!h) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((x) => x !== w);
-        resolve(h.data);
-      };
-      timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new CheckFailed(`${this.label} did not receive ${name} within ${timeoutMs} ms; it received: ${show(this.events.map((e) => e.name))}; ` +
-          `connected: ${this.sock.connected}, socket history: ${show(this.history)}`));
-      }, timeoutMs);
-      this.waiters.push(w);
-    });
-  }
+  get events() { return this.log.events; }
+  matching(name, pred) { return this.log.matching(name, pred); }
+  count(name, pred) { return this.log.count(name, pred); }
+  waitFor(name, pred, timeoutMs = OPT.waitMs) { return this.log.waitFor(name, pred, timeoutMs); }
 
   close() {
     this.sock.disconnect();

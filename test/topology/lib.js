@@ -10,6 +10,7 @@ const path = require('path');
 const fs = require('fs');
 
 const { io } = require(path.join(__dirname, '..', 'interop', 'node_modules', 'socket.io-client'));
+const { EventLog } = require(path.join(__dirname, '..', 'interop', 'events'));
 
 const T0 = Date.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -118,8 +119,6 @@ class Client {
     this.node = o.node === undefined ? -1 : o.node; // node index the key maps to (or is pinned to)
     this.pinned = !!o.pinned;
     this.transports = o.transports || ['websocket'];
-    this.events = [];
-    this.waiters = [];
     this.connects = [];
     this.disconnects = [];
     this.connectErrors = 0;
@@ -172,10 +171,7 @@ class Client {
       if (!this.initialTransport) this.initialTransport = engine.transport.name;
       engine.on('upgrade', () => { this.upgrades++; });
     });
-    sock.onAny((name, ...args) => {
-      this.events.push({ name, data: args[0], at: now() });
-      for (const w of [...this.waiters]) w();
-    });
+    this.log = new EventLog(sock, (name, ms, got) => new Error(`${this.label} did not receive ${name} within ${ms} ms; got ${show(got)}`));
   }
 
   get connected() { return this.sock.connected; }
@@ -205,28 +201,10 @@ class Client {
     });
   }
 
-  matching(name, pred) { return this.events.filter((e) => e.name === name && (!pred || pred(e.data))); }
-  count(name, pred) { return this.matching(name, pred).length; }
-
-  waitFor(name, pred, ms = 4000) {
-    return new Promise((resolve, reject) => {
-      const find = () => this.matching(name, pred)[0];
-      if (find()) return resolve(find().data);
-      let timer;
-      const w = () => {
-        const h = find();
-        if (!h) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((x) => x !== w);
-        resolve(h.data);
-      };
-      timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new Error(`${this.label} did not receive ${name} within ${ms} ms; got ${show(this.events.map((e) => e.name))}`));
-      }, ms);
-      this.waiters.push(w);
-    });
-  }
+  get events() { return this.log.events; }
+  matching(name, pred) { return this.log.matching(name, pred); }
+  count(name, pred) { return this.log.count(name, pred); }
+  waitFor(name, pred, ms = 4000) { return this.log.waitFor(name, pred, ms); }
 
   // emitAck resolves {ack} or {err} (timeout, or "socket has been
   // disconnected" when the transport closed before the ack came).
