@@ -29,6 +29,7 @@ import (
 	"github.com/switchboard/switchboard/config"
 	"github.com/switchboard/switchboard/gateway"
 	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/redislog"
 	"github.com/switchboard/switchboard/service"
 	"github.com/switchboard/switchboard/state"
 	"github.com/switchboard/switchboard/state/memory"
@@ -114,6 +115,9 @@ func serve(cfg config.Config, stderr io.Writer) error {
 		store = memory.New(time.Now)
 		log.Info().Msg("embedded mode: in-memory state, one node (set SWITCHBOARD_REDIS_URL to join a cluster)")
 	} else {
+		// Before the first client: go-redis's dial errors become rate-limited
+		// JSON lines.
+		redislog.Install(redislog.New(log, 5*time.Second))
 		client, err := redisClient(cfg)
 		if err != nil {
 			return err

@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/switchboard/switchboard/internal/redislog"
 )
 
 // Server is one redis-server process on 127.0.0.1.
@@ -70,10 +73,19 @@ func Need(t testing.TB) {
 	}
 }
 
+// quietOnce silences go-redis's own log lines (a test that stops Redis
+// would print one per failed dial) before the first client exists.
+var quietOnce sync.Once
+
+func quiet() {
+	quietOnce.Do(func() { redislog.Install(redislog.New(zerolog.Nop(), time.Hour)) })
+}
+
 // Start runs a redis-server on a free loopback port until the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	Need(t)
+	quiet()
 	port := FreePort(t)
 	for _, o := range opts {
 		var a []string
@@ -165,6 +177,7 @@ func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
 	Need(t)
+	quiet()
 	c := &Cluster{}
 	for i := 0; i < 3; i++ {
 		c.Nodes = append(c.Nodes, Start(t, WithArgs("--cluster-enabled", "yes",
