@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -50,11 +51,14 @@ type proc struct {
 	t    *testing.T
 	ID   string
 	Port int
-	env  []string
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	mu   sync.Mutex
-	done chan struct{}
+	// DebugPort serves the node's Go profiler, so that a failing test can
+	// log what every goroutine of the node was doing.
+	DebugPort int
+	env       []string
+	cmd       *exec.Cmd
+	log       *bytes.Buffer
+	mu        sync.Mutex
+	done      chan struct{}
 }
 
 // URL of the node.
@@ -124,9 +128,10 @@ func (c *cluster) startReady(id string) *proc {
 
 func (c *cluster) start(id string, port int) *proc {
 	c.t.Helper()
-	p := &proc{t: c.t, ID: id, Port: port, log: &bytes.Buffer{}, done: make(chan struct{})}
+	p := &proc{t: c.t, ID: id, Port: port, DebugPort: redistest.FreePort(c.t), log: &bytes.Buffer{}, done: make(chan struct{})}
 	p.env = append(os.Environ(), c.env...)
-	p.env = append(p.env, "SWITCHBOARD_NODE_ID="+id, "SWITCHBOARD_ADDR=127.0.0.1:"+strconv.Itoa(port))
+	p.env = append(p.env, "SWITCHBOARD_NODE_ID="+id, "SWITCHBOARD_ADDR=127.0.0.1:"+strconv.Itoa(port),
+		"SWITCHBOARD_DEBUG_ADDR=127.0.0.1:"+strconv.Itoa(p.DebugPort))
 	p.run()
 	c.t.Cleanup(func() { p.kill() })
 	return p
@@ -208,6 +213,36 @@ func (p *proc) kill() {
 	}
 }
 
+// dumpOnFailure logs every node's goroutines if t fails. Call it after
+// dialling the test's clients: cleanups run last-registered first, so the
+// dump shows the nodes while those clients are still connected.
+func (c *cluster) dumpOnFailure(t *testing.T) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, p := range c.Nodes {
+			t.Logf("goroutines of %s:\n%s", p.ID, firstLines(p.goroutines(), 400))
+		}
+	})
+}
+
+// goroutines returns the node's goroutine profile (stacks grouped), or why
+// it could not be read.
+func (p *proc) goroutines() string {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(p.DebugPort) + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
 type lockedWriter struct {
 	mu *sync.Mutex
 	w  *bytes.Buffer
@@ -217,6 +252,14 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
+}
+
+func firstLines(s string, n int) string {
+	lines := bytes.Split([]byte(s), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
 }
 
 func lastLines(s string, n int) string {

@@ -24,6 +24,7 @@ type people struct {
 func connectPeople(t *testing.T, c *cluster) people {
 	t.Helper()
 	u := func(i int) string { return c.Nodes[i%len(c.Nodes)].URL() }
+	defer c.dumpOnFailure(t) // after the dials, so it runs before their cleanups
 	return people{
 		watcher:    dialMember(t, u(0), "watcher", "desk", testclient.WebSocket),
 		alicePhone: dialMember(t, u(0), "alice", "phone", testclient.WebSocket),
