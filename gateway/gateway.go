@@ -417,6 +417,14 @@ func (g *Gateway) attach(s *socket.Socket, table map[string]handler, code, forma
 		}
 	})
 	s.On("disconnect", func(reason ...any) {
+		ev := g.log.Info().Str("event", "disconnect").Str("socket", string(s.Id()))
+		if len(reason) > 0 {
+			ev = ev.Str("outcome", fmt.Sprint(reason[0]))
+		}
+		if len(reason) > 1 && reason[1] != nil {
+			ev = ev.Str("detail", fmt.Sprint(reason[1]))
+		}
+		ev.Msg("socket closed")
 		if own != nil {
 			g.closed(own)
 		}
