@@ -168,35 +168,22 @@ func TestLeakConnectDisconnectCycles(t *testing.T) {
 		conns := make([]*loadtest.Client, clients)
 		var failed atomic.Int64
 		var firstErr atomic.Value
-		var wg sync.WaitGroup
-		next := atomic.Int64{}
-		for w := 0; w < dialers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= clients {
-						return
-					}
-					var c *loadtest.Client
-					var err error
-					for attempt := 0; attempt < 3; attempt++ { // a refused dial under load is retried, bounded
-						c, err = loadtest.Dial(ctx, loadtest.DialOptions{URL: e.URL, Auth: auths[i], Timeout: 20 * time.Second, Tag: i})
-						if err == nil {
-							break
-						}
-					}
-					if err != nil {
-						failed.Add(1)
-						firstErr.CompareAndSwap(nil, err.Error())
-						continue
-					}
-					conns[i] = c
+		forEach(clients, dialers, func(i int) {
+			var c *loadtest.Client
+			var err error
+			for attempt := 0; attempt < 3; attempt++ { // a refused dial under load is retried, bounded
+				c, err = loadtest.Dial(ctx, loadtest.DialOptions{URL: e.URL, Auth: auths[i], Timeout: 20 * time.Second, Tag: i})
+				if err == nil {
+					break
 				}
-			}()
-		}
-		wg.Wait()
+			}
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+				return
+			}
+			conns[i] = c
+		})
 		if n := failed.Load(); n > 0 {
 			t.Fatalf("cycle %d: %d of %d clients failed to connect; first error: %v", cycle, n, clients, firstErr.Load())
 		}
@@ -215,26 +202,14 @@ func TestLeakConnectDisconnectCycles(t *testing.T) {
 		}
 
 		// Half leave cleanly, half drop the transport.
-		next.Store(0)
-		for w := 0; w < dialers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= clients {
-						return
-					}
-					if i%2 == 0 {
-						conns[i].Close()
-					} else {
-						conns[i].Abort()
-					}
-					conns[i] = nil
-				}
-			}()
-		}
-		wg.Wait()
+		forEach(clients, dialers, func(i int) {
+			if i%2 == 0 {
+				conns[i].Close()
+			} else {
+				conns[i].Abort()
+			}
+			conns[i] = nil
+		})
 		eventually(t, 30*time.Second, "node holds no socket", func() bool { return e.Node.Gateway.Conns() == 0 })
 		waitSettled(t, e, userIDs, nodeID, 30*time.Second)
 		last = sampleMem()
@@ -339,4 +314,21 @@ func goroutineSummary() string {
 		}
 	}
 	return b.String()
+}
+
+// forEach runs f(0) … f(n-1) on workers goroutines and returns when all
+// are done.
+func forEach(n, workers int, f func(i int)) {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
