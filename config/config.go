@@ -41,6 +41,8 @@ type Config struct {
 	RedisSentinelMaster string
 	// RedisShardedPubSub uses SSUBSCRIBE/SPUBLISH for room channels.
 	RedisShardedPubSub bool
+	// WSFrameSharing serves websockets with our frame-sharing transport.
+	WSFrameSharing bool
 
 	// JWTSecret is the HS256 shared secret.
 	JWTSecret string

@@ -58,7 +58,7 @@ for i in $(seq "$nodes"); do
 	[[ "$i" -eq 1 ]] && debug="SWITCHBOARD_DEBUG_ADDR=127.0.0.1:6061"
 	# shellcheck disable=SC2086 # node_env is a list of K=V words
 	env $node_env $redis_env $debug SWITCHBOARD_ADDR="127.0.0.1:$port" SWITCHBOARD_NODE_ID="bench-$i" \
-		SWITCHBOARD_MAX_CONNS_PER_USER=1000 SWITCHBOARD_LOG_LEVEL=warn \
+		SWITCHBOARD_MAX_CONNS_PER_USER=1000 SWITCHBOARD_LOG_LEVEL=warn SWITCHBOARD_WS_FRAME_SHARING=${SWITCHBOARD_WS_FRAME_SHARING:-true} \
 		"$work/switchboard" >"$work/node$i.log" 2>&1 &
 	pids+=($!)
 	node_pids+=($!)

@@ -109,6 +109,7 @@ func serve(cfg config.Config, stderr io.Writer) error {
 		JobPoll:      cfg.JobPollInterval,
 		DrainTimeout: cfg.DrainTimeout,
 		Loops:        true,
+		FrameSharing: cfg.WSFrameSharing,
 	}
 	var store state.Store
 	if cfg.Embedded() {
