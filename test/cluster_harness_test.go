@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,7 +225,23 @@ func (c *cluster) dumpOnFailure(t *testing.T) {
 		for _, p := range c.Nodes {
 			t.Logf("goroutines of %s:\n%s", p.ID, firstLines(p.goroutines(), 400))
 		}
+		t.Logf("client library goroutines of the test process:\n%s", firstLines(clientGoroutines(), 600))
 	})
+}
+
+// clientGoroutines returns the test process's goroutine groups that run
+// code of the socket.io client library: a client that stops delivering
+// events while it still counts itself connected shows where it is stuck.
+func clientGoroutines() string {
+	var b bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
+	var out []string
+	for _, g := range strings.Split(b.String(), "\n\n") {
+		if strings.Contains(g, "socket.io/clients/") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
 
 // goroutines returns the node's goroutine profile (stacks grouped), or why

@@ -59,6 +59,10 @@ type Client struct {
 	lastReason  string
 }
 
+// libraryConnectTimeout is the socket.io client library's connect timeout:
+// longer than any test, see dial.
+const libraryConnectTimeout = time.Hour
+
 // Dial connects to url (http://127.0.0.1:port) and waits for the connect or
 // connect_error. A refused handshake returns *ConnectError.
 //
@@ -95,7 +99,16 @@ func dial(url string, o Options) (*Client, error) {
 		opts.SetReconnectionDelay(100)
 		opts.SetReconnectionDelayMax(1000)
 	}
-	opts.SetTimeout(o.Timeout)
+	// The library's own connect timeout is set far beyond any test, and
+	// this package times the connect itself (waitConnect). Its Manager.Open
+	// arms that timer and only then registers the timer's cancellation, so
+	// when the engine opens in between (a fast local server, a preempted
+	// goroutine), the cancellation is never run: the timer fires later on a
+	// connected socket, closes its engine and, having removed its own close
+	// listener first, never reports a disconnect. The server sees
+	// "transport close"; the test sees a socket that is "connected" and
+	// silent.
+	opts.SetTimeout(libraryConnectTimeout)
 	if o.Auth != nil {
 		opts.SetAuth(o.Auth)
 	}
