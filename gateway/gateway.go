@@ -120,15 +120,66 @@ type conn struct {
 	isGst bool
 	limit *rate.Limiter
 
-	// inflight counts the events being handled, so a drain lets them ack
-	// before it closes the transport.
-	inflight atomic.Int32
-
 	mu            sync.Mutex
 	meetings      map[string]bool
 	lastHeartbeat time.Time
 	expired       bool
-	closed        bool
+	// The lifecycle, under mu. active counts the events being handled.
+	// closing (a drain is about to close the transport) and closed (the
+	// socket went away) stop new events from being handled. The store
+	// cleanup of a closed socket runs once no event is active (released),
+	// so an event still being handled (a heartbeat) cannot write the
+	// socket's presence back after its cleanup removed it.
+	active   int
+	closing  bool
+	closed   bool
+	released bool
+}
+
+// begin admits an event for handling; false once the socket is closing or
+// closed (the event is neither applied nor answered: its ack could not
+// reach the client, which sends it again on its next connection). Every
+// admitted event calls end.
+func (c *conn) begin() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || c.closed {
+		return false
+	}
+	c.active++
+	return true
+}
+
+// end finishes an admitted event. It reports true when the socket closed
+// meanwhile and this was its last active event: the caller then runs the
+// store cleanup that close deferred.
+func (c *conn) end() (release bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.active--
+	if c.closed && c.active == 0 && !c.released {
+		c.released = true
+		return true
+	}
+	return false
+}
+
+// quiesce stops admitting events and waits, at most until deadline, for
+// the admitted ones to be answered. A drain calls it before it closes the
+// transport, so it never cuts the ack of an event it applied.
+func (c *conn) quiesce(deadline time.Time) {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		idle := c.active == 0
+		c.mu.Unlock()
+		if idle {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 func (c *conn) joined() []string {
@@ -438,7 +489,9 @@ func (g *Gateway) attach(s *socket.Socket, table map[string]handler, code, forma
 	})
 }
 
-// closed runs once per socket when it goes away.
+// closed runs once per socket when it goes away: the socket leaves the
+// gateway's indexes at once, and its store cleanup runs now or, if events
+// are still being handled, after the last of them.
 func (g *Gateway) closed(c *conn) {
 	c.mu.Lock()
 	if c.closed {
@@ -446,7 +499,8 @@ func (g *Gateway) closed(c *conn) {
 		return
 	}
 	c.closed = true
-	expired := c.expired
+	release := c.active == 0
+	c.released = release
 	c.mu.Unlock()
 	g.mu.Lock()
 	delete(g.conns, c.sock.Id())
@@ -455,6 +509,18 @@ func (g *Gateway) closed(c *conn) {
 	}
 	g.mu.Unlock()
 	g.metrics.Connected(c.namespace(), -1)
+	if release {
+		g.release(c)
+	}
+	// Otherwise the last active event releases it (conn.end).
+}
+
+// release runs the store cleanup of a closed socket, once, when none of its
+// events is active; a failed cleanup is retried later.
+func (g *Gateway) release(c *conn) {
+	c.mu.Lock()
+	expired := c.expired
+	c.mu.Unlock()
 	if !c.isGst && expired {
 		return
 	}
@@ -526,8 +592,15 @@ func (g *Gateway) route(c *conn, table map[string]handler, args []any, code, for
 type handler func(ctx context.Context, c *conn, payload json.RawMessage) (map[string]any, error)
 
 func (g *Gateway) dispatch(c *conn, event string, args []any, h handler) {
-	c.inflight.Add(1)
-	defer c.inflight.Add(-1)
+	if !c.begin() {
+		g.log.Debug().Str("event", event).Str("outcome", "dropped").Str("socket", string(c.sock.Id())).Msg("event after the socket began closing")
+		return
+	}
+	defer func() {
+		if c.end() {
+			g.release(c)
+		}
+	}()
 	start := time.Now()
 	ack, payload := splitArgs(args)
 	var once sync.Once

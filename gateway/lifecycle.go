@@ -11,8 +11,12 @@ func (g *Gateway) Draining() bool { return g.draining.Load() }
 // Drain refuses new handshakes and closes every socket's transport — not
 // with a Socket.IO DISCONNECT packet, after which standard clients would not
 // reconnect by themselves — spread evenly over window, so the reconnects to
-// other nodes do not arrive all at once. It returns when all are closed or
-// ctx ends.
+// other nodes do not arrive all at once. Before closing a socket it stops
+// handling its events and waits (at most the request timeout) for those
+// being handled to be answered: an event that arrives after that is neither
+// applied nor answered, so the client can send it again on its new
+// connection, and no applied event loses its ack. It returns when all are
+// closed or ctx ends.
 func (g *Gateway) Drain(ctx context.Context, window time.Duration) {
 	g.draining.Store(true)
 	g.mu.Lock()
@@ -33,7 +37,7 @@ func (g *Gateway) Drain(ctx context.Context, window time.Duration) {
 			return
 		case <-t.C:
 		}
-		g.settle(c)
+		c.quiesce(time.Now().Add(g.cfg.RequestTimeout))
 		if ec := c.sock.Conn(); ec != nil {
 			ec.Close(false) // flush what is written, acks included
 		}
@@ -86,13 +90,4 @@ func (g *Gateway) Restore(ctx context.Context) (restored int) {
 		restored++
 	}
 	return restored
-}
-
-// settle waits, at most the request timeout, for the events c is handling
-// to be answered, so a drain never cuts an ack of an event it applied.
-func (g *Gateway) settle(c *conn) {
-	deadline := time.Now().Add(g.cfg.RequestTimeout)
-	for c.inflight.Load() > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
 }
