@@ -19,8 +19,9 @@ import (
 // same for both. Reported besides ns/op and allocs/op (process-wide):
 // cpu-ns/op, the process's user+system CPU per broadcast (the machine's
 // cores are shared, so CPU is steadier than wall time); emit-ns/op, how
-// long the broadcasting goroutine was held; builds/op, prepared messages
-// built per broadcast (ours only).
+// long the broadcasting goroutine was held; builds/op, frames built per
+// broadcast, and flushers/op, flusher goroutines started per broadcast
+// (ours only).
 func BenchmarkBroadcast(b *testing.B) {
 	for _, bc := range []struct {
 		name string
@@ -62,7 +63,7 @@ func benchBroadcast(b *testing.B, ctor transports.TransportCtor, n int) {
 		"meetingId": "meeting-7d1b",
 		"at":        "2025-01-01T12:00:00.000Z",
 	}
-	builds0 := s.builds()
+	builds0, flushers0 := s.builds(), s.flushers()
 	var emit time.Duration
 	cpu0 := cpuTime()
 	b.ReportAllocs()
@@ -83,6 +84,7 @@ func benchBroadcast(b *testing.B, ctor transports.TransportCtor, n int) {
 	b.ReportMetric(float64(emit.Nanoseconds())/float64(b.N), "emit-ns/op")
 	if s.builder != nil {
 		b.ReportMetric(float64(s.builds()-builds0)/float64(b.N), "builds/op")
+		b.ReportMetric(float64(s.flushers()-flushers0)/float64(b.N), "flushers/op")
 	}
 }
 

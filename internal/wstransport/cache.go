@@ -4,7 +4,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	ws "github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
@@ -17,16 +16,17 @@ const (
 	// miss only costs what the library pays on every write.
 	defaultCacheEntries = 256
 	// defaultCacheBytes bounds the payload bytes the cache keeps alive. Each
-	// entry holds the frame buffer and the prepared copy of it, so the
+	// entry holds the frame buffer and the frame built from it, so the
 	// memory held is about twice this figure.
 	defaultCacheBytes = 8 << 20
 )
 
 // frameCache maps a pre-encoded broadcast frame (the buffer the Socket.IO
 // adapter encodes once per broadcast and hands, as the same object, to every
-// recipient in packet.Options.WsPreEncodedFrame) to the gorilla
-// PreparedMessage built from it, so that the frame header and the copy of
-// the payload are made once per broadcast instead of once per recipient.
+// recipient in packet.Options.WsPreEncodedFrame) to the complete WebSocket
+// frame built from it (header and a copy of the payload), so that the frame
+// is made once per broadcast instead of once per recipient, and its bytes
+// are written to every connection.
 //
 // The key is the identity of the buffer. Each entry keeps a strong reference
 // to its buffer, so the buffer cannot be collected and its address reused by
@@ -49,21 +49,20 @@ type frameCache struct {
 	bytes    int           // payload bytes of the cached entries
 	maxBytes int
 
-	// built counts the prepared messages built (cached or not); tests and
-	// benchmarks read it to check one build per broadcast.
+	// built counts the frames built (cached or not); tests and benchmarks
+	// read it to check one build per broadcast.
 	built atomic.Uint64
 }
 
-// frameEntry is one cached frame. pm and err are set once, by the first
-// caller, under once; the others wait on once.
+// frameEntry is one cached frame. wire is set once, by the first caller,
+// under once; the others wait on once.
 type frameEntry struct {
 	frame types.BufferInterface // strong reference: pins the key's address
 	data  []byte                // frame.Bytes() when the entry was made
 	slot  int                   // index in ring
 
 	once sync.Once
-	pm   *ws.PreparedMessage
-	err  error
+	wire []byte // the WebSocket frame: header and payload
 }
 
 // newFrameCache returns a cache of at most entries frames and about
@@ -80,20 +79,10 @@ func newFrameCache(entries, maxBytes int) *frameCache {
 	}
 }
 
-// messageType is the WebSocket message type of a frame, decided as the
-// library does: a *types.StringBuffer is text, anything else binary.
-func messageType(frame types.BufferInterface) int {
-	if _, ok := frame.(*types.StringBuffer); ok {
-		return ws.TextMessage
-	}
-	return ws.BinaryMessage
-}
-
-// prepared returns the PreparedMessage for frame, building it on a miss.
-// It is safe for concurrent use. The returned message must not be modified
-// (PreparedMessage has no mutators; writing it to many connections is what
-// it is for).
-func (c *frameCache) prepared(frame types.BufferInterface) (*ws.PreparedMessage, error) {
+// frame returns the WebSocket frame of a pre-encoded broadcast buffer,
+// building it on a miss. It is safe for concurrent use. The returned bytes
+// are shared by every writer of the broadcast and must not be modified.
+func (c *frameCache) frame(frame types.BufferInterface) []byte {
 	data := frame.Bytes()
 	if c == nil {
 		return c.build(frame, data)
@@ -117,26 +106,19 @@ func (c *frameCache) prepared(frame types.BufferInterface) (*ws.PreparedMessage,
 	}
 	c.mu.Unlock()
 
-	e.once.Do(func() { e.pm, e.err = c.build(frame, data) })
-	if e.err != nil {
-		c.mu.Lock()
-		if c.entries[frame] == e {
-			c.remove(e)
-		}
-		c.mu.Unlock()
-	}
-	return e.pm, e.err
+	e.once.Do(func() { e.wire = c.build(frame, data) })
+	return e.wire
 }
 
-// build makes a new PreparedMessage of data (a copy is taken) and counts it.
-func (c *frameCache) build(frame types.BufferInterface, data []byte) (*ws.PreparedMessage, error) {
+// build makes the frame of data (a copy is taken) and counts it.
+func (c *frameCache) build(frame types.BufferInterface, data []byte) []byte {
 	if c != nil {
 		c.built.Add(1)
 	}
-	return ws.NewPreparedMessage(messageType(frame), data)
+	return appendFrame(make([]byte, 0, len(data)+10), opcodeOf(frame), data)
 }
 
-// builds reports how many prepared messages c has built.
+// builds reports how many frames c has built.
 func (c *frameCache) builds() uint64 {
 	if c == nil {
 		return 0

@@ -13,8 +13,8 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
-// wire is a server/client WebSocket pair on loopback: prepared messages
-// written on the server side are read back as the client sees them.
+// wire is a server/client WebSocket pair on loopback: frames written to the
+// server side's connection are read back as a WebSocket client sees them.
 type wire struct {
 	tb     testing.TB
 	server *ws.Conn
@@ -52,18 +52,18 @@ func newWire(tb testing.TB) *wire {
 	return w
 }
 
-// roundTrip writes pm and returns what the client read.
-func (w *wire) roundTrip(pm *ws.PreparedMessage) (int, string) {
+// roundTrip writes frame and returns what the client read.
+func (w *wire) roundTrip(frame []byte) (int, string) {
 	w.tb.Helper()
-	mt, data, err := w.roundTripErr(pm)
+	mt, data, err := w.roundTripErr(frame)
 	if err != nil {
 		w.tb.Fatal(err)
 	}
 	return mt, data
 }
 
-func (w *wire) roundTripErr(pm *ws.PreparedMessage) (int, string, error) {
-	if err := w.server.WritePreparedMessage(pm); err != nil {
+func (w *wire) roundTripErr(frame []byte) (int, string, error) {
+	if _, err := w.server.NetConn().Write(frame); err != nil {
 		return 0, "", err
 	}
 	_ = w.client.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -72,7 +72,7 @@ func (w *wire) roundTripErr(pm *ws.PreparedMessage) (int, string, error) {
 }
 
 // otherBuffer is a BufferInterface the cache does not key (a struct, not
-// one of the library's pointer types): it is prepared on every request.
+// one of the library's pointer types): its frame is built on every request.
 type otherBuffer struct{ *types.StringBuffer }
 
 func text(s string) types.BufferInterface   { return types.NewStringBufferString(s) }
@@ -155,16 +155,13 @@ func TestFrameCache(t *testing.T) {
 			for i, st := range tc.steps {
 				frame := tc.frames[st.frame]
 				before := c.builds()
-				pm, err := c.prepared(frame)
-				if err != nil {
-					t.Fatal(err)
-				}
+				wire := c.frame(frame)
 				if built := c.builds() != before; built != st.build {
 					t.Fatalf("step %d (frame %d): built=%v, want %v", i, st.frame, built, st.build)
 				}
-				mt, data := w.roundTrip(pm)
-				if mt != messageType(frame) || data != string(frame.Bytes()) {
-					t.Fatalf("step %d (frame %d): got (%d) %q, want (%d) %q", i, st.frame, mt, data, messageType(frame), frame.Bytes())
+				mt, data := w.roundTrip(wire)
+				if mt != int(opcodeOf(frame)) || data != string(frame.Bytes()) {
+					t.Fatalf("step %d (frame %d): got (%d) %q, want (%d) %q", i, st.frame, mt, data, opcodeOf(frame), frame.Bytes())
 				}
 				if c.len() > tc.entries {
 					t.Fatalf("cache holds %d frames, capacity %d", c.len(), tc.entries)
@@ -177,7 +174,7 @@ func TestFrameCache(t *testing.T) {
 	}
 }
 
-// A buffer written to after its message was prepared is prepared again:
+// A buffer written to after its frame was built is built again:
 // the cache never serves bytes the buffer no longer holds.
 func TestFrameCacheRewrittenBuffer(t *testing.T) {
 	w := newWire(t)
@@ -190,11 +187,7 @@ func TestFrameCacheRewrittenBuffer(t *testing.T) {
 		func() { _, _ = frame.ReadByte() },
 	} {
 		next()
-		pm, err := c.prepared(frame)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, data := w.roundTrip(pm); data != string(frame.Bytes()) {
+		if _, data := w.roundTrip(c.frame(frame)); data != string(frame.Bytes()) {
 			t.Fatalf("got %q, want %q", data, frame.Bytes())
 		}
 	}
@@ -222,13 +215,9 @@ func TestFrameCacheConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range frames {
 				f := fs[(i+r)%frames]
-				pm, err := c.prepared(f)
-				if err != nil {
-					errs <- err
-					return
-				}
+				wire := c.frame(f)
 				wmu.Lock()
-				_, data, err := w.roundTripErr(pm)
+				_, data, err := w.roundTripErr(wire)
 				wmu.Unlock()
 				if err != nil {
 					errs <- err
@@ -257,11 +246,7 @@ func TestNilFrameCache(t *testing.T) {
 	var c *frameCache
 	f := text("42[\"nil\"]")
 	for range 2 {
-		pm, err := c.prepared(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, data := w.roundTrip(pm); data != string(f.Bytes()) {
+		if _, data := w.roundTrip(c.frame(f)); data != string(f.Bytes()) {
 			t.Fatalf("got %q", data)
 		}
 	}

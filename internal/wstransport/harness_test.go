@@ -87,15 +87,31 @@ func (s *testServer) socketOf(sid string) *socket.Socket {
 	return v.(*socket.Socket)
 }
 
+// waitSocket waits for the server socket of the engine session sid: the
+// server publishes it a moment after the client saw its connect ack.
+func (s *testServer) waitSocket(sid string) *socket.Socket {
+	s.tb.Helper()
+	waitFor(s.tb, 5*time.Second, "server socket "+sid, func() bool { _, ok := s.sockets.Load(sid); return ok })
+	return s.socketOf(sid)
+}
+
 // engineClients is the number of Engine.IO sessions the server holds.
 func (s *testServer) engineClients() uint64 { return s.io.Engine().ClientsCount() }
 
-// builds is the number of prepared messages our transport built so far.
+// builds is the number of broadcast frames our transport built so far.
 func (s *testServer) builds() uint64 {
 	if s.builder == nil {
 		return 0
 	}
 	return s.builder.cache.builds()
+}
+
+// flushers is the number of flusher goroutines our transport started.
+func (s *testServer) flushers() uint64 {
+	if s.builder == nil {
+		return 0
+	}
+	return s.builder.flushers.Load()
 }
 
 // reason waits for the next disconnect reason on the server.

@@ -6,22 +6,31 @@
 // Why it exists: a Socket.IO broadcast is encoded once by the adapter, which
 // hands the same pre-encoded frame buffer (packet.Options.WsPreEncodedFrame)
 // to every recipient. The library's transport turns that buffer into a new
-// gorilla websocket.PreparedMessage (frame header plus a copy of the
-// payload, in a scratch connection with its own 4 KiB write buffer) on every
-// recipient socket, which made the per-recipient write path most of the CPU
-// of a presence broadcast storm. This transport looks the prepared message
-// up in a small cache keyed by the identity of that shared buffer, so it is
-// built once per broadcast and its bytes written to every connection.
+// gorilla websocket.PreparedMessage on every recipient socket and writes
+// from a queue goroutine per connection. This transport builds the frame
+// once per broadcast (a small cache keyed by the identity of the shared
+// buffer) and writes its bytes to each connection directly from the
+// goroutine that sends, without a goroutine hand-off, whenever the
+// connection's socket buffer has room, which is nearly always.
 //
 // Everything else follows the library's transport, which the engine socket
 // relies on:
-//   - Send never blocks: it marks the transport not writable and queues the
-//     batch; one writer goroutine per connection, started on demand and gone
-//     when the queue is empty, writes the batches in order and after each
-//     emits "drain", marks the transport writable and emits "ready" (the
-//     engine socket flushes what it buffered meanwhile on "ready"). A slow or
-//     dead client therefore only holds its own writer, until the heartbeat
-//     closes the connection and the blocked write fails.
+//   - Send never blocks. It writes the frames with a non-blocking write on
+//     the connection's descriptor; if they are all written, it emits "drain"
+//     and the transport stays writable. If the socket buffer fills (a slow or
+//     stalled client), or the connection is not a TCP connection, the rest is
+//     queued: the transport becomes not writable and one flusher goroutine,
+//     started on demand and gone when the queue is empty, writes the queue in
+//     order with blocking writes, emits "drain" after each batch, and at the
+//     end marks the transport writable and emits "ready" (the engine socket
+//     flushes what it buffered meanwhile on "ready"). While a flusher runs,
+//     later sends queue behind it, so frames reach the wire in the order they
+//     were sent. A stalled client therefore only holds its own flusher, until
+//     the heartbeat closes the connection and the blocked write fails.
+//   - The transport writes every frame itself, the replies to the peer's
+//     WebSocket pings and close frames too, so its writes never interleave
+//     with gorilla's. (gorilla still answers a protocol violation by the peer
+//     with a close frame of its own, on a connection it is about to fail.)
 //   - One reader goroutine per connection reads messages (text as
 //     types.StringBuffer, binary as types.BytesBuffer) and passes them to
 //     OnData, with a read deadline of the server's idle timeout renewed
@@ -33,23 +42,24 @@
 //   - Closing the transport (DoClose, or the peer's close) stops the write
 //     queue and closes the network connection. Like the library, it does
 //     not send a close frame and does not wait for queued writes.
-//   - Per-message deflate: when the server configures it, writes go through
-//     the library's encoder path with compression as the packet asks and no
-//     prepared message is used, as in the library. Switchboard runs with it
-//     off.
+//   - Frames are sent uncompressed. Per-message deflate, if the server
+//     negotiated it, is not used for writes (RFC 7692 lets a sender leave any
+//     message uncompressed); Switchboard does not enable it.
 package wstransport
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	ws "github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+	"golang.org/x/sys/unix"
 )
 
 // Builder is the transports.TransportCtor for "websocket". Register it with
@@ -60,9 +70,13 @@ import (
 // Clients may then open a WebSocket directly or upgrade to it from polling.
 // All transports a Builder makes share its frame cache. A Builder is safe
 // for concurrent use; the zero Builder works but caches nothing (every
-// pre-encoded frame is prepared per recipient, as the library does).
+// pre-encoded frame is built per recipient, as the library does).
 type Builder struct {
 	cache *frameCache
+
+	// flushers counts the flusher goroutines started by its transports:
+	// with clients that keep up it stays 0 (tests read it).
+	flushers atomic.Uint64
 }
 
 // NewBuilder returns a Builder with a frame cache of 256 frames and 8 MiB of
@@ -87,7 +101,7 @@ func (*Builder) UpgradesTo() []string { return nil }
 // to an engine socket. The reader starts once the engine grants
 // ctx.TransportReadPermission.
 func (b *Builder) New(ctx *types.HttpContext) transports.Transport {
-	t := &Transport{Transport: transports.MakeTransport(), cache: b.cache}
+	t := &Transport{Transport: transports.MakeTransport(), cache: b.cache, flushers: &b.flushers}
 	t.Prototype(t)
 	t.Construct(ctx)
 	return t
@@ -100,14 +114,25 @@ func (b *Builder) New(ctx *types.HttpContext) transports.Transport {
 type Transport struct {
 	transports.Transport
 
-	cache *frameCache
-	conn  *types.WebSocketConn
-	idle  time.Duration
+	cache    *frameCache
+	flushers *atomic.Uint64
+	conn     *types.WebSocketConn
+	nc       net.Conn        // the connection under the WebSocket
+	raw      syscall.RawConn // nc's descriptor for non-blocking writes; nil if nc is not TCP
+	idle     time.Duration
 
 	mu      sync.Mutex
-	queue   [][]*packet.Packet // batches waiting for the writer
-	writing bool               // a writer goroutine is running
-	closed  bool               // no more writes: the transport is closing
+	queue   []batch // frames waiting for the flusher, in order
+	writing bool    // a flusher goroutine is running
+	closed  bool    // no more writes: the transport is closing
+}
+
+// batch is what one call wrote: the frames still to write, and whether the
+// engine waits for a "drain" once they are written (a Send does; the
+// transport's own control frames do not).
+type batch struct {
+	bufs  net.Buffers
+	drain bool
 }
 
 // Name returns "websocket".
@@ -118,9 +143,10 @@ func (*Transport) HandlesUpgrades() bool { return true }
 
 // Construct initialises the transport on ctx.Websocket: the base state
 // (parser from the EIO query, binary support), the idle timeout, the close
-// and error handling of the connection, and the reader. The transport starts
-// writable. It must be called once, after Prototype. Without a WebSocket in
-// ctx the transport is made closed, and the engine drops it.
+// and error handling of the connection, the replies to control frames, and
+// the reader. The transport starts writable. It must be called once, after
+// Prototype. Without a WebSocket in ctx the transport is made closed, and
+// the engine drops it.
 func (t *Transport) Construct(ctx *types.HttpContext) {
 	t.Transport.Construct(ctx)
 	if ctx.Websocket == nil || ctx.Websocket.Conn == nil {
@@ -132,6 +158,10 @@ func (t *Transport) Construct(ctx *types.HttpContext) {
 	}
 	t.conn = ctx.Websocket
 	t.idle = ctx.IdleTimeout
+	t.nc = t.conn.NetConn()
+	if tcp, ok := t.nc.(*net.TCPConn); ok {
+		t.raw, _ = tcp.SyscallConn()
+	}
 
 	_ = t.conn.On("error", func(args ...any) {
 		var err error
@@ -143,6 +173,16 @@ func (t *Transport) Construct(ctx *types.HttpContext) {
 	// types.WebSocketConn.Close emits "close", as does the reader when the
 	// peer goes away: either way the transport closes, once.
 	_ = t.conn.Once("close", func(...any) { t.OnClose() })
+	// gorilla calls these from the reader; their replies go through the
+	// transport's own writes (gorilla's defaults would write beside them).
+	t.conn.SetPingHandler(func(data string) error {
+		t.write(net.Buffers{appendFrame(nil, opPong, []byte(data))}, false)
+		return nil
+	})
+	t.conn.SetCloseHandler(func(code int, _ string) error {
+		t.write(net.Buffers{appendFrame(nil, opClose, ws.FormatCloseMessage(code, ""))}, false)
+		return nil
+	})
 
 	t.SetWritable(true)
 	t.SetPerMessageDeflate(nil)
@@ -168,7 +208,8 @@ func (t *Transport) read() {
 			return
 		}
 		// NextReader returns only data messages: gorilla handles control
-		// frames itself and reports a close frame as a *CloseError.
+		// frames through the handlers set in Construct and reports a close
+		// frame as a *CloseError.
 		var data types.BufferInterface
 		if mt == ws.BinaryMessage {
 			data = types.NewBytesBuffer(nil)
@@ -195,104 +236,161 @@ func (t *Transport) fail(err error) {
 	t.conn.Emit("error", err)
 }
 
-// Send queues packets for the writer and returns at once; the transport is
-// not writable until the writer has written them and emitted "drain" and
-// "ready". Batches are written in the order they were sent. After the
-// transport closed, Send drops the packets (and the transport stays not
-// writable), as the library does.
+// Send writes packets, or queues what does not fit in the socket buffer,
+// and returns at once; see the package documentation. After the transport
+// closed, Send drops the packets and the transport stays not writable, as
+// the library does.
 func (t *Transport) Send(packets []*packet.Packet) {
-	t.SetWritable(false)
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return
-	}
-	if t.writing {
-		t.queue = append(t.queue, packets)
-		t.mu.Unlock()
-		return
-	}
-	t.writing = true
-	t.mu.Unlock()
-	go t.writer(packets)
-}
-
-// writer writes batches until the queue is empty or the transport closed,
-// then exits.
-func (t *Transport) writer(batch []*packet.Packet) {
-	for {
-		t.sendBatch(batch)
-
-		t.mu.Lock()
-		if t.closed || len(t.queue) == 0 {
-			t.queue = nil
-			t.writing = false
-			t.mu.Unlock()
-			return
-		}
-		batch = t.queue[0]
-		t.queue[0] = nil
-		t.queue = t.queue[1:]
-		t.mu.Unlock()
-	}
-}
-
-// sendBatch writes one batch and then, whatever happened, emits "drain",
-// sets the transport writable and emits "ready". A write error stops the
-// batch and is reported (see fail). A panic while writing (gorilla panics on
-// a concurrent write) is reported as a transport error; a panic in an event
-// listener is dropped. Neither takes the process down, as the library's
-// write queue recovers its tasks too.
-func (t *Transport) sendBatch(packets []*packet.Packet) {
-	defer func() { _ = recover() }()
-	defer func() {
-		t.Emit("drain")
-		t.SetWritable(true)
-		t.Emit("ready")
-	}()
-	defer func() {
-		if r := recover(); r != nil {
-			t.fail(fmt.Errorf("wstransport: write panicked: %v", r))
-		}
-	}()
+	bufs := make(net.Buffers, 0, len(packets))
 	for _, p := range packets {
-		if err := t.writePacket(p); err != nil {
-			t.fail(err)
+		frame, err := t.frameOf(p)
+		if err != nil {
+			// Only a packet the parser cannot encode gets here. The engine
+			// calls Send under its flush lock, so report it from outside.
+			t.SetWritable(false)
+			go t.fail(err)
 			return
 		}
+		bufs = append(bufs, frame)
 	}
+	t.write(bufs, true)
 }
 
-// writePacket writes one packet: a pre-encoded broadcast frame as the
-// shared prepared message (when per-message deflate is off), anything else
-// encoded by the transport's parser.
-func (t *Transport) writePacket(p *packet.Packet) error {
-	compress := true
-	if p.Options != nil {
-		if p.Options.Compress != nil && !*p.Options.Compress {
-			compress = false
-		}
-		if frame := p.Options.WsPreEncodedFrame; frame != nil && t.PerMessageDeflate() == nil {
-			pm, err := t.cache.prepared(frame)
-			if err != nil {
-				return err
-			}
-			return t.conn.WritePreparedMessage(pm)
-		}
+// frameOf returns the WebSocket frame of p: a pre-encoded broadcast frame
+// from the cache (shared, read-only), anything else encoded by the
+// transport's parser.
+func (t *Transport) frameOf(p *packet.Packet) ([]byte, error) {
+	if p.Options != nil && p.Options.WsPreEncodedFrame != nil {
+		return t.cache.frame(p.Options.WsPreEncodedFrame), nil
 	}
 	data, err := t.Parser().EncodePacket(p, t.SupportsBinary())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if pmd := t.PerMessageDeflate(); pmd != nil && data.Len() < pmd.Threshold {
-		compress = false
+	return appendFrame(nil, opcodeOf(data), data.Bytes()), nil
+}
+
+// write writes bufs now if nothing is queued and the socket buffer takes
+// them, and queues the rest for the flusher otherwise. drain says whether
+// "drain" is emitted once they are written.
+func (t *Transport) write(bufs net.Buffers, drain bool) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		t.SetWritable(false)
+		return
 	}
-	t.conn.EnableWriteCompression(compress)
-	mt := ws.BinaryMessage
-	if _, ok := data.(*types.StringBuffer); ok {
-		mt = ws.TextMessage
+	if !t.writing && t.raw != nil {
+		rest, err := t.writeNow(bufs)
+		switch {
+		case err != nil:
+			// The connection is broken: stop writing to it, and report it
+			// as for an encoding error, not under the engine's lock.
+			t.closed = true
+			t.queue = nil
+			t.mu.Unlock()
+			t.SetWritable(false)
+			go t.fail(err)
+			return
+		case len(rest) == 0:
+			t.mu.Unlock()
+			if drain {
+				t.emitDrain()
+			}
+			return
+		}
+		bufs = rest
 	}
-	return t.conn.WriteMessage(mt, data.Bytes())
+	t.SetWritable(false)
+	t.queue = append(t.queue, batch{bufs: bufs, drain: drain})
+	start := !t.writing
+	t.writing = true
+	t.mu.Unlock()
+	if start {
+		t.flushers.Add(1)
+		go t.flush()
+	}
+}
+
+// writeNow writes as much of bufs as the socket buffer takes without
+// blocking and returns the rest. The caller holds t.mu.
+func (t *Transport) writeNow(bufs net.Buffers) (net.Buffers, error) {
+	var werr error
+	err := t.raw.Write(func(fd uintptr) bool {
+		for len(bufs) > 0 {
+			var n int
+			var err error
+			if len(bufs) == 1 {
+				n, err = unix.Write(int(fd), bufs[0])
+			} else {
+				n, err = unix.Writev(int(fd), bufs)
+			}
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN:
+				return true // full: the flusher waits for room
+			case err != nil:
+				werr = err
+				return true
+			}
+			bufs = consume(bufs, n)
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	return bufs, err
+}
+
+// flush is the flusher goroutine: it writes the queued batches in order,
+// with blocking writes, until the queue is empty or the transport closed;
+// then it marks the transport writable and emits "ready". A write error is
+// reported (see fail) and ends the flusher: the engine closes the transport.
+func (t *Transport) flush() {
+	for {
+		t.mu.Lock()
+		if t.closed || len(t.queue) == 0 {
+			closed := t.closed
+			t.queue = nil
+			t.writing = false
+			if !closed {
+				// Under t.mu, as write marks it not writable: the flag is
+				// false exactly while a flusher has frames to write.
+				t.SetWritable(true)
+			}
+			t.mu.Unlock()
+			if !closed {
+				t.Emit("ready")
+			}
+			return
+		}
+		b := t.queue[0]
+		t.queue[0] = batch{}
+		t.queue = t.queue[1:]
+		t.mu.Unlock()
+
+		if _, err := b.bufs.WriteTo(t.nc); err != nil {
+			t.stop()
+			t.mu.Lock()
+			t.writing = false
+			t.mu.Unlock()
+			t.fail(err)
+			return
+		}
+		if b.drain {
+			t.emitDrain()
+		}
+	}
+}
+
+// emitDrain emits "drain". A panic in a listener is dropped, as the
+// library's write queue recovers its tasks: neither the sender nor the
+// flusher is taken down by it.
+func (t *Transport) emitDrain() {
+	defer func() { _ = recover() }()
+	t.Emit("drain")
 }
 
 // isClosed reports whether the transport stopped its write queue.

@@ -2,6 +2,7 @@ package wstransport
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,7 +76,7 @@ func TestBroadcastReachesEachSocketOnce(t *testing.T) {
 				expectAll(t, clients, ws.TextMessage, fmt.Sprintf(`42["presence",{"status":"online","user":"u%d"}]`, k))
 				if s.builder != nil {
 					if d := s.builds() - before; d != 1 {
-						t.Fatalf("broadcast %d to %d sockets built %d prepared messages, want 1", k, n, d)
+						t.Fatalf("broadcast %d to %d sockets built %d frames, want 1", k, n, d)
 					}
 				}
 			}
@@ -129,7 +131,7 @@ func TestConcurrentRoomBroadcasts(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d := s.builds() - before; d != 3*rounds {
-		t.Fatalf("%d room broadcasts built %d prepared messages", 3*rounds, d)
+		t.Fatalf("%d room broadcasts built %d frames", 3*rounds, d)
 	}
 }
 
@@ -160,7 +162,7 @@ func TestBinaryEvents(t *testing.T) {
 				expectAll(t, clients, ws.BinaryMessage, string(payload))
 			}
 			if d := s.builds() - before; d != 0 {
-				t.Fatalf("binary event built %d prepared messages", d)
+				t.Fatalf("binary event built %d frames", d)
 			}
 			// And the client's binary messages reach the server.
 			got := make(chan []byte, 1)
@@ -193,7 +195,7 @@ func TestBinaryEvents(t *testing.T) {
 }
 
 // A pre-encoded frame is text when it is a StringBuffer and binary
-// otherwise, and one frame sent to many sockets is prepared once.
+// otherwise, and one frame sent to many sockets is built once.
 func TestPreEncodedFrameTypes(t *testing.T) {
 	s := startServer(t, ours(), nil)
 	clients := dialMany(t, s, 10, "EIO=4")
@@ -215,7 +217,7 @@ func TestPreEncodedFrameTypes(t *testing.T) {
 			}
 			expectAll(t, clients, tc.mt, want)
 			if d := s.builds() - before; d != 1 {
-				t.Fatalf("built %d prepared messages, want 1", d)
+				t.Fatalf("built %d frames, want 1", d)
 			}
 		})
 	}
@@ -373,7 +375,7 @@ func TestUpgradeFromPolling(t *testing.T) {
 	s.io.Emit("after", "upgrade")
 	c.expect(ws.TextMessage, `42["after","upgrade"]`)
 	if d := s.builds() - before; d != 1 {
-		t.Fatalf("built %d prepared messages", d)
+		t.Fatalf("built %d frames", d)
 	}
 	c.write(`42["hello"]`)
 	c.write("41")
@@ -562,5 +564,145 @@ func TestNoGoroutineLeak(t *testing.T) {
 			t.Fatalf("goroutines: %d before, %d after\n%s", base, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A client that keeps up is written to directly by the goroutine that
+// emits: no flusher goroutine is started, and every frame arrives whole and
+// in order.
+func TestDirectWritesNeedNoFlusher(t *testing.T) {
+	s := startServer(t, ours(), nil)
+	c := dialRaw(t, s.url, "EIO=4")
+	sock := s.waitSocket(c.sid)
+	before := s.flushers()
+	const n = 300
+	for i := range n {
+		sock.Emit("seq", i)
+		c.expect(ws.TextMessage, fmt.Sprintf(`42["seq",%d]`, i))
+	}
+	if d := s.flushers() - before; d != 0 {
+		t.Fatalf("%d sends to a reading client started %d flushers, want 0", n, d)
+	}
+	if !sock.Conn().Transport().Writable() {
+		t.Fatal("transport not writable after direct writes")
+	}
+}
+
+// A client that stops reading: sends queue behind the full socket buffer
+// without blocking, the transport is not writable meanwhile, and once the
+// client reads again it gets every frame in order; then the transport is
+// writable again, one "drain" was emitted per batch the engine sent, and
+// later sends are direct again.
+func TestStalledClientCatchesUpInOrder(t *testing.T) {
+	s := startServer(t, ours(), nil)
+	c := dialRaw(t, s.url, "EIO=4")
+	sock := s.waitSocket(c.sid)
+	engine := sock.Conn()
+	tr := engine.Transport()
+	var flushes, drains atomic.Int64
+	_ = engine.On("flush", func(...any) { flushes.Add(1) })
+	_ = tr.On("drain", func(...any) { drains.Add(1) })
+
+	big := strings.Repeat("y", 64<<10)
+	const rounds = 200 // 12.5 MiB: far more than the loopback buffers hold
+	done := make(chan struct{})
+	go func() {
+		for k := range rounds {
+			sock.Emit("big", k, big)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("emitting blocked on a client that does not read")
+	}
+	if tr.Writable() {
+		t.Fatal("transport writable while the client does not read")
+	}
+	for k := range rounds {
+		_, data := c.read()
+		if want := fmt.Sprintf(`42["big",%d,"`, k); !strings.HasPrefix(string(data), want) || len(data) != len(want)+len(big)+2 {
+			t.Fatalf("message %d: %.40q (%d bytes)", k, data, len(data))
+		}
+	}
+	waitFor(t, 5*time.Second, "writable again", tr.Writable)
+	waitFor(t, 5*time.Second, "one drain per flush", func() bool { return drains.Load() == flushes.Load() })
+	before := s.flushers()
+	sock.Emit("small", 1)
+	c.expect(ws.TextMessage, `42["small",1]`)
+	if s.flushers() != before {
+		t.Fatal("a send after catching up went through a flusher")
+	}
+}
+
+// Batches sent concurrently by many goroutines straight to the transport
+// (not gated by the engine's writable flag) to a client that reads slowly:
+// each goroutine's batches arrive whole and in its order, whether they were
+// written directly or queued.
+func TestConcurrentSendersKeepOrder(t *testing.T) {
+	s := startServer(t, ours(), nil)
+	c := dialRaw(t, s.url, "EIO=4")
+	tr := s.waitSocket(c.sid).Conn().Transport().(*Transport)
+	const senders, each = 4, 300
+	pad := strings.Repeat("z", 16<<10)
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				msg := fmt.Sprintf(`2["m",%d,%d,"%s"]`, g, i, pad)
+				tr.Send([]*packet.Packet{{Type: packet.MESSAGE, Data: types.NewStringBufferString(msg)}})
+			}
+		}()
+	}
+	next := make([]int, senders)
+	for k := range senders * each {
+		if k < 50 {
+			time.Sleep(2 * time.Millisecond) // read slowly at first: the buffer fills
+		}
+		_, data := c.read()
+		var msg []any
+		if err := json.Unmarshal(data[2:], &msg); err != nil || len(msg) != 4 || msg[3] != pad {
+			t.Fatalf("bad frame %.60q: %v", data, err)
+		}
+		g, i := int(msg[1].(float64)), int(msg[2].(float64))
+		if i != next[g] {
+			t.Fatalf("sender %d: got %d, want %d", g, i, next[g])
+		}
+		next[g]++
+	}
+	wg.Wait()
+	if s.flushers() == 0 {
+		t.Fatal("the socket buffer never filled: the queued path was not exercised")
+	}
+}
+
+// The peer's WebSocket pings are answered with pongs carrying their data,
+// in order with the transport's own frames and without corrupting them: a
+// pong is written by the reader before it reads the next message, so it
+// reaches the client before the reply to that message.
+func TestWebSocketPingAnswered(t *testing.T) {
+	s := startServer(t, ours(), nil)
+	c := dialRaw(t, s.url, "EIO=4")
+	sock := s.waitSocket(c.sid)
+	_ = sock.On("echo", func(args ...any) { sock.Emit("echoed", args...) })
+	pongs := make(chan string, 16)
+	c.c.SetPongHandler(func(data string) error { pongs <- data; return nil })
+	for i := range 10 {
+		if err := c.c.WriteControl(ws.PingMessage, []byte(fmt.Sprint("p", i)), time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		c.write(fmt.Sprintf(`42["echo",%d]`, i))
+		c.expect(ws.TextMessage, fmt.Sprintf(`42["echoed",%d]`, i))
+		select {
+		case p := <-pongs:
+			if p != fmt.Sprint("p", i) {
+				t.Fatalf("pong %q, want p%d", p, i)
+			}
+		default:
+			t.Fatalf("no pong for ping %d before the reply that followed it", i)
+		}
 	}
 }
