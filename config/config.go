@@ -41,7 +41,8 @@ type Config struct {
 	RedisSentinelMaster string
 	// RedisShardedPubSub uses SSUBSCRIBE/SPUBLISH for room channels.
 	RedisShardedPubSub bool
-	// WSFrameSharing serves websockets with our frame-sharing transport.
+	// WSFrameSharing serves websockets with our transport (internal/wstransport);
+	// false, with the socket.io library's.
 	WSFrameSharing bool
 
 	// JWTSecret is the HS256 shared secret.

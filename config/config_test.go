@@ -29,6 +29,7 @@ func envOf(m map[string]string) func(string) string {
 func wantDefaults() Config {
 	return Config{
 		Addr:                ":3000",
+		WSFrameSharing:      true,
 		LogLevel:            "info",
 		JWTClockSkew:        30 * time.Second,
 		JWTReloadInterval:   30 * time.Second,

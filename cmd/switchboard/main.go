@@ -100,16 +100,16 @@ func serve(cfg config.Config, stderr io.Writer) error {
 	go verifier.Watch(ctx, cfg.JWTReloadInterval, func(err error) { log.Error().Err(err).Msg("reload JWT keys") })
 
 	opts := node.Options{
-		Service:      serviceConfig(cfg),
-		Gateway:      gatewayConfig(cfg),
-		Verifier:     verifier,
-		Logger:       log,
-		NodeLease:    cfg.NodeLease,
-		NodeRefresh:  cfg.NodeRefresh,
-		JobPoll:      cfg.JobPollInterval,
-		DrainTimeout: cfg.DrainTimeout,
-		Loops:        true,
-		FrameSharing: cfg.WSFrameSharing,
+		Service:          serviceConfig(cfg),
+		Gateway:          gatewayConfig(cfg),
+		Verifier:         verifier,
+		Logger:           log,
+		NodeLease:        cfg.NodeLease,
+		NodeRefresh:      cfg.NodeRefresh,
+		JobPoll:          cfg.JobPollInterval,
+		DrainTimeout:     cfg.DrainTimeout,
+		Loops:            true,
+		LibraryWebSocket: !cfg.WSFrameSharing,
 	}
 	var store state.Store
 	if cfg.Embedded() {

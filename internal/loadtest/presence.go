@@ -170,5 +170,12 @@ func (r *runner) presence(ctx context.Context) error {
 	r.rep.step("connect→user_connected (last watcher)", lastLat)
 	r.rep.step(fmt.Sprintf("disconnect→user_disconnected (per watcher, incl. %v grace)", cfg.PresenceGrace), discLat)
 	r.rep.Servers = r.serverReport(before, after, 0, r.rep.Completed)
+	if n := dc.OnTime + dc.Late + dd.OnTime + dd.Late; n > 0 {
+		var cpu float64
+		for _, s := range r.rep.Servers {
+			cpu += s.CPUSeconds
+		}
+		r.rep.ServerCPUPerDeliveryUs = cpu * 1e6 / float64(n)
+	}
 	return nil
 }

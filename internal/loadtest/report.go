@@ -40,6 +40,9 @@ type Report struct {
 
 	Servers          []ServerReport `json:"servers,omitempty"`
 	ServerCPUPerOpMs float64        `json:"server_cpu_per_op_ms,omitempty"`
+	// ServerCPUPerDeliveryUs is the servers' CPU over the measured window
+	// divided by the broadcast deliveries that arrived in it (presence).
+	ServerCPUPerDeliveryUs float64 `json:"server_cpu_per_delivery_us,omitempty"`
 	// Client is the tool's own cost over the run.
 	Client ClientCost `json:"client"`
 
@@ -198,6 +201,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if r.ServerCPUPerOpMs > 0 {
 		fmt.Fprintf(&b, "server CPU per completed operation: %.3f ms\n", r.ServerCPUPerOpMs)
+	}
+	if r.ServerCPUPerDeliveryUs > 0 {
+		fmt.Fprintf(&b, "server CPU per delivered broadcast event: %.1f µs\n", r.ServerCPUPerDeliveryUs)
 	}
 	fmt.Fprintf(&b, "tool: RSS %d KiB, CPU %.2fs", r.Client.RSSKiB, r.Client.CPUSeconds)
 	if r.NoFileLimit > 0 {

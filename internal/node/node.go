@@ -48,9 +48,9 @@ type Options struct {
 	PingTimeout  time.Duration
 	// Loops false leaves the background loops to the test (RunDue, Sweep).
 	Loops bool
-	// FrameSharing serves websockets with internal/wstransport instead of
-	// the library's transport.
-	FrameSharing bool
+	// LibraryWebSocket serves websockets with the socket.io library's
+	// transport instead of internal/wstransport.
+	LibraryWebSocket bool
 }
 
 // Node is one running gateway node.
@@ -96,11 +96,10 @@ func New(o Options) (*Node, error) {
 	sopts.SetMaxHttpBufferSize(int64(o.Gateway.MaxPayloadBytes) + 16<<10)
 	sopts.SetServeClient(false)
 	sopts.SetCors(&types.Cors{Origin: "*", Credentials: true})
-	// Our websocket transport prepares each broadcast's frame once for all
-	// its recipients (the library's prepares it once per recipient). Opt-in
-	// until an intermittent lost connection in the multi-node tests is
-	// explained (see README, Performance).
-	if o.FrameSharing {
+	// Our websocket transport builds each broadcast's frame once for all
+	// its recipients and writes without a goroutine hand-off (see
+	// internal/wstransport).
+	if !o.LibraryWebSocket {
 		sopts.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, wstransport.NewBuilder()))
 	}
 	if o.Adapter != nil {
