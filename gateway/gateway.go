@@ -120,6 +120,10 @@ type conn struct {
 	isGst bool
 	limit *rate.Limiter
 
+	// attached is closed once the socket's events are routed (attach).
+	attached     chan struct{}
+	attachedOnce sync.Once
+
 	mu            sync.Mutex
 	meetings      map[string]bool
 	lastHeartbeat time.Time
@@ -345,9 +349,10 @@ func (g *Gateway) authenticateMember(s *socket.Socket, next func(*socket.Extende
 		return
 	}
 	c := &conn{sock: s, actor: a, limit: rate.NewLimiter(rate.Limit(g.cfg.EventsPerSecond), g.cfg.EventBurst),
-		meetings: map[string]bool{}, lastHeartbeat: g.svc.Now()}
+		meetings: map[string]bool{}, lastHeartbeat: g.svc.Now(), attached: make(chan struct{})}
 	g.register(c)
 	next(nil)
+	g.awaitAttach(c)
 }
 
 func (g *Gateway) authenticateGuest(s *socket.Socket, next func(*socket.ExtendedError)) {
@@ -372,9 +377,39 @@ func (g *Gateway) authenticateGuest(s *socket.Socket, next func(*socket.Extended
 		next(connectError(e.Code, e.Message))
 		return
 	}
-	c := &conn{sock: s, guest: gst, isGst: true, limit: rate.NewLimiter(rate.Limit(g.cfg.EventsPerSecond), g.cfg.EventBurst)}
+	c := &conn{sock: s, guest: gst, isGst: true, limit: rate.NewLimiter(rate.Limit(g.cfg.EventsPerSecond), g.cfg.EventBurst),
+		attached: make(chan struct{})}
 	g.register(c)
 	next(nil)
+	g.awaitAttach(c)
+}
+
+// awaitAttach holds the goroutine that runs the handshake middleware (the
+// connection's reader) until the socket is attached, at most the request
+// timeout. The library connects a socket in two steps: after the
+// middleware, another goroutine writes the CONNECT ack and only then
+// records the namespace on the client. Meanwhile the reader goes on, and a
+// client that emits as soon as it has the ack (socket.io-client sends its
+// buffered emits at once) has that event read before the namespace is
+// recorded: the library takes it for a packet of an unknown namespace and
+// closes the connection. Holding the reader until attach, which runs after
+// the namespace is recorded, closes that window.
+func (g *Gateway) awaitAttach(c *conn) {
+	t := time.NewTimer(g.cfg.RequestTimeout)
+	defer t.Stop()
+	select {
+	case <-c.attached:
+	case <-t.C:
+		g.log.Warn().Str("event", "connect").Str("outcome", "attach_timeout").Str("socket", string(c.sock.Id())).Msg("socket not attached within the request timeout")
+	}
+}
+
+// markAttached releases awaitAttach; safe to call more than once and on a
+// conn made without the channel.
+func (c *conn) markAttached() {
+	if c != nil && c.attached != nil {
+		c.attachedOnce.Do(func() { close(c.attached) })
+	}
 }
 
 // transportKey names a namespace on one Engine.IO connection.
@@ -451,6 +486,7 @@ func (g *Gateway) onGuest(s *socket.Socket) {
 // attach binds a connected socket's events to its handler table.
 func (g *Gateway) attach(s *socket.Socket, table map[string]handler, code, format string) {
 	own := g.conn(s)
+	defer own.markAttached()
 	switch kept := g.target(s, own); {
 	case kept == nil:
 		// Closed before its connection completed.
@@ -499,6 +535,7 @@ func (g *Gateway) closed(c *conn) {
 		return
 	}
 	c.closed = true
+	c.markAttached() // gone: nothing to wait for
 	release := c.active == 0
 	c.released = release
 	c.mu.Unlock()

@@ -2,6 +2,9 @@ package test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,5 +90,28 @@ func TestHeartbeatRacingDisconnectLeavesNoPresence(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if conns, _ := store.Presence().NodeConns(ctx, "e2e-node"); len(conns) != 0 {
 		t.Fatalf("connections came back: %+v", conns)
+	}
+}
+
+// A client that emits the moment it is connected (socket.io-client sends
+// its buffered emits as soon as the CONNECT ack arrives; here the event
+// even follows the CONNECT packet without waiting) has the event handled
+// and acked: the node does not read it before the socket is attached. (The
+// library otherwise takes it for a packet of a namespace the client never
+// joined and closes the connection.)
+func TestEventRightAfterConnect(t *testing.T) {
+	e := newEnv(t)
+	for i := range 20 {
+		r := dialRaw(t, e.URL)
+		tok, _ := json.Marshal(map[string]string{"token": token(t, "eager", fmt.Sprint("d", i), "")})
+		r.send("40" + string(tok))
+		r.send(`421["presence:heartbeat"]`)
+		if f := r.next(3 * time.Second); !strings.HasPrefix(f, `40{"sid":`) {
+			t.Fatalf("connection %d: CONNECT answered with %q", i, f)
+		}
+		if f := r.next(3 * time.Second); !strings.HasPrefix(f, `431[{`) || !strings.Contains(f, `"success":true`) {
+			t.Fatalf("connection %d: heartbeat answered with %q", i, f)
+		}
+		_ = r.conn.Close()
 	}
 }

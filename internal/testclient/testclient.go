@@ -93,6 +93,7 @@ func dial(url string, o Options) (*Client, error) {
 	}
 	opts := socket.DefaultOptions()
 	opts.SetForceNew(true)
+	opts.SetAutoConnect(false) // see the end of dial
 	opts.SetMultiplex(false)
 	opts.SetReconnection(o.Reconnect)
 	if o.Reconnect {
@@ -169,6 +170,32 @@ func dial(url string, o Options) (*Client, error) {
 		c.cond.Broadcast()
 		c.mu.Unlock()
 	})
+	// The engine is opened first and the socket connected once it is open.
+	// With the library's auto-connect, Socket.Connect subscribes to the
+	// manager's "open" and then, if the manager is already open, sends
+	// CONNECT itself: an engine that opens between the two gets CONNECT
+	// sent twice, which a server (like Node's) answers by closing the
+	// connection.
+	opened := make(chan error, 1)
+	sock.Io().Open(func(err error) {
+		select {
+		case opened <- err:
+		default:
+		}
+	})
+	timer := time.NewTimer(o.Timeout)
+	defer timer.Stop()
+	select {
+	case err := <-opened:
+		if err != nil {
+			sock.Close()
+			return nil, fmt.Errorf("engine open: %w", err)
+		}
+	case <-timer.C:
+		sock.Close()
+		return nil, errors.New("engine open timed out")
+	}
+	sock.Connect()
 	if err := c.waitConnect(o.Timeout); err != nil {
 		sock.Close()
 		return nil, err
