@@ -11,6 +11,10 @@
 #   devices sit on different nodes. Redis's PID is passed too, so the CPU
 #   figures cover gateways plus Redis.
 #   --node-env: extra environment for every node (e.g. "GOGC=50").
+#   The nodes run with the per-user connection limit and the per-socket
+#   event rate limit raised out of the way: the tool puts many devices on a
+#   few users and drives each socket far faster than a person would, and
+#   what is measured is the node's capacity, not those policies.
 #   SWITCHBOARD_DEBUG_ADDR is set on node 1 only (127.0.0.1:6061) so a CPU
 #   or heap profile can be taken while it runs:
 #   go tool pprof http://127.0.0.1:6061/debug/pprof/profile?seconds=10
@@ -58,7 +62,7 @@ for i in $(seq "$nodes"); do
 	[[ "$i" -eq 1 ]] && debug="SWITCHBOARD_DEBUG_ADDR=127.0.0.1:6061"
 	# shellcheck disable=SC2086 # node_env is a list of K=V words
 	env $node_env $redis_env $debug SWITCHBOARD_ADDR="127.0.0.1:$port" SWITCHBOARD_NODE_ID="bench-$i" \
-		SWITCHBOARD_MAX_CONNS_PER_USER=1000 SWITCHBOARD_LOG_LEVEL=warn SWITCHBOARD_WS_FRAME_SHARING=${SWITCHBOARD_WS_FRAME_SHARING:-true} \
+		SWITCHBOARD_MAX_CONNS_PER_USER=1000 SWITCHBOARD_EVENTS_PER_SECOND=100000 SWITCHBOARD_EVENT_BURST=100000 SWITCHBOARD_LOG_LEVEL=warn SWITCHBOARD_WS_FRAME_SHARING=${SWITCHBOARD_WS_FRAME_SHARING:-true} \
 		"$work/switchboard" >"$work/node$i.log" 2>&1 &
 	pids+=($!)
 	node_pids+=($!)
