@@ -34,7 +34,9 @@
 //   - One reader goroutine per connection reads messages (text as
 //     types.StringBuffer, binary as types.BytesBuffer) and passes them to
 //     OnData, with a read deadline of the server's idle timeout renewed
-//     before each message.
+//     before each message. Now and then, after a message, the loop goes on
+//     in a fresh goroutine, so an idle connection does not keep the stack
+//     its last message grew.
 //   - A close frame from the peer, or the connection closed under it, closes
 //     the transport; any other read or write error is reported as a
 //     transport error (the engine then closes the socket); when the reader
@@ -192,9 +194,24 @@ func (t *Transport) Construct(ctx *types.HttpContext) {
 
 // read is the reader goroutine: it delivers each message to OnData until
 // the connection fails or closes, then makes sure the transport closes.
-func (t *Transport) read() {
+func (t *Transport) read() { t.readFrom(time.Time{}) }
+
+// readerMoveInterval is how often at most the reader moves to a fresh
+// goroutine after a message (see readFrom).
+const readerMoveInterval = 30 * time.Second
+
+// readFrom is the read loop of read. After delivering a message it moves to
+// a fresh goroutine, if it has not done so for readerMoveInterval (so after
+// the handshake's first message at once), and returns: the stack that
+// handling the message grew (the handshake runs authentication and store
+// calls here, an event the library's decoding) is freed instead of staying
+// with a connection that may then idle for minutes. That is about 4 KiB of
+// the memory of each idle connection, for at most one goroutine start per
+// connection every readerMoveInterval.
+func (t *Transport) readFrom(moved time.Time) {
+	handedOver := false
 	defer func() {
-		if !t.isClosed() {
+		if !handedOver && !t.isClosed() {
 			t.conn.Emit("close")
 		}
 	}()
@@ -221,6 +238,11 @@ func (t *Transport) read() {
 			return
 		}
 		t.OnData(data)
+		if now := time.Now(); now.Sub(moved) >= readerMoveInterval {
+			handedOver = true
+			go t.readFrom(now)
+			return
+		}
 	}
 }
 
