@@ -100,7 +100,9 @@ func New(o Options) (*Node, error) {
 	// its recipients and writes without a goroutine hand-off (see
 	// internal/wstransport).
 	if !o.LibraryWebSocket {
-		sopts.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, wstransport.NewBuilder()))
+		ws := wstransport.NewBuilder()
+		ws.PingDelay = min(wstransport.DefaultPingDelay, o.PingTimeout/10)
+		sopts.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, ws))
 	}
 	if o.Adapter != nil {
 		sopts.SetAdapter(o.Adapter)

@@ -189,6 +189,11 @@ func dialRawErr(base, query string) (*rawClient, error) {
 		}
 	}
 	_, ack, err := c.readErr()
+	for err == nil && string(ack) == "2" { // a ping before the ack: answer it
+		if err = conn.WriteMessage(ws.TextMessage, []byte("3")); err == nil {
+			_, ack, err = c.readErr()
+		}
+	}
 	if err != nil {
 		return fail(err)
 	}

@@ -706,3 +706,66 @@ func TestWebSocketPingAnswered(t *testing.T) {
 		}
 	}
 }
+
+// A client that answers every ping at once stays connected, however fast
+// its pong comes back. (The engine arms its pong timeout only after the
+// ping is sent; a ping written on the spot could be answered, and the pong
+// handled, before that, and the timeout then closed a healthy connection.)
+func TestImmediatePongsKeepConnection(t *testing.T) {
+	b := NewBuilder()
+	b.PingDelay = 30 * time.Millisecond // well under the ping timeout below
+	s := startServer(t, b, func(o *socket.ServerOptions) {
+		o.SetPingInterval(10 * time.Millisecond)
+		o.SetPingTimeout(300 * time.Millisecond)
+	})
+	clients := dialMany(t, s, 200, "EIO=4")
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(3 * time.Second)
+	// Busy goroutines make the scheduler preempt the engine's ping
+	// goroutine now and then, as a loaded node does.
+	var spin atomic.Int64
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				for range 1000 {
+					spin.Add(1)
+				}
+			}
+		}()
+	}
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				_, data, err := c.readErr()
+				if err != nil {
+					return
+				}
+				if string(data) == "2" {
+					if err := c.c.WriteMessage(ws.TextMessage, []byte("3")); err != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := s.connected.Load(); n != int64(len(clients)) {
+		t.Fatalf("%d of %d clients that answered every ping were disconnected (reasons: %v)", int64(len(clients))-n, len(clients), drainReasons(s))
+	}
+}
+
+func drainReasons(s *testServer) []string {
+	var out []string
+	for {
+		select {
+		case r := <-s.reasons:
+			out = append(out, r)
+		default:
+			return out
+		}
+	}
+}
