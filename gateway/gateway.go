@@ -420,11 +420,13 @@ func transportKey(s *socket.Socket) string {
 	return string(s.Id())
 }
 
-// register records a socket whose handshake succeeded. A client that sends
-// CONNECT twice for one namespace on one connection (the Go client of the
-// socket.io library does, now and then) gets a second server socket on the
-// same connection, and the library routes the client's packets to whichever
-// of the two finished connecting last. Only the newest socket is kept in the
+// register records a socket whose handshake succeeded. A second CONNECT
+// for one namespace on one connection is normally read only after the first
+// socket is attached (awaitAttach), and the library then closes the
+// connection. Should it be read earlier (the wait timed out), the client
+// gets a second server socket on the same connection, and the library
+// routes the client's packets to whichever of the two finished connecting
+// last. Only the newest socket is kept in the
 // rooms (two would double every broadcast); the older one is released from
 // rooms and store, but stays usable: its events are handled for the kept one
 // (see target), and nothing is sent to the client, whose connection is
