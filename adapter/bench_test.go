@@ -113,6 +113,7 @@ func joinBig(b *testing.B, url string, received *atomic.Int64) bool {
 	opts.SetReconnection(false)
 	opts.SetForceNew(true)
 	opts.SetAutoConnect(false)
+	opts.SetTimeout(time.Hour) // see tryConnect
 	for range 4 {
 		s, err := csio.Connect(url, opts)
 		if err != nil {
