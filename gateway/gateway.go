@@ -426,11 +426,10 @@ func transportKey(s *socket.Socket) string {
 // connection. Should it be read earlier (the wait timed out), the client
 // gets a second server socket on the same connection, and the library
 // routes the client's packets to whichever of the two finished connecting
-// last. Only the newest socket is kept in the
-// rooms (two would double every broadcast); the older one is released from
-// rooms and store, but stays usable: its events are handled for the kept one
-// (see target), and nothing is sent to the client, whose connection is
-// shared by both.
+// last. Only the newest socket is kept in the rooms (two would double every
+// broadcast); the older one is released from rooms and store, but stays
+// usable: its events are handled for the kept one (see target), and nothing
+// is sent to the client, whose connection is shared by both.
 func (g *Gateway) register(c *conn) {
 	key := transportKey(c.sock)
 	g.mu.Lock()
