@@ -3,6 +3,7 @@ package wstransport
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -111,7 +112,7 @@ func (s *testServer) flushers() uint64 {
 	if s.builder == nil {
 		return 0
 	}
-	return s.builder.flushers.Load()
+	return s.builder.Stats().Flushers
 }
 
 // reason waits for the next disconnect reason on the server.
@@ -296,4 +297,61 @@ func pollURL(s *testServer, sid string) string {
 		q.Set("sid", sid)
 	}
 	return s.url + "/socket.io/?" + q.Encode()
+}
+
+// upgradeFromPolling opens a polling session on s (raw protocol), connects
+// the main namespace and upgrades the session to a websocket, whose client
+// it returns once the server's engine socket runs on the websocket.
+func upgradeFromPolling(tb testing.TB, s *testServer) *rawClient {
+	tb.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	get := func(u string) string {
+		tb.Helper()
+		resp, err := hc.Get(u)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			tb.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	open := get(pollURL(s, ""))
+	i := strings.Index(open, `"sid":"`)
+	if !strings.HasPrefix(open, "0{") || i < 0 {
+		tb.Fatalf("open %q", open)
+	}
+	sid := open[i+7:]
+	sid = sid[:strings.IndexByte(sid, '"')]
+	if !strings.Contains(open, `"upgrades":["websocket"]`) {
+		tb.Fatalf("open %q does not offer the websocket upgrade", open)
+	}
+	resp, err := hc.Post(pollURL(s, sid), "text/plain;charset=UTF-8", strings.NewReader("40"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if ack := get(pollURL(s, sid)); !strings.HasPrefix(ack, "40{") {
+		tb.Fatalf("connect ack %q", ack)
+	}
+	s.waitSocket(sid)
+
+	u := "ws" + strings.TrimPrefix(s.url, "http") + "/socket.io/?EIO=4&transport=websocket&sid=" + sid
+	conn, wresp, err := ws.DefaultDialer.Dial(u, nil)
+	if wresp != nil && wresp.Body != nil {
+		_ = wresp.Body.Close()
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := &rawClient{tb: tb, c: conn, sid: sid}
+	tb.Cleanup(func() { _ = conn.Close() })
+	c.write("2probe")
+	c.expect(ws.TextMessage, "3probe")
+	c.write("5")
+	eng := s.socketOf(sid).Conn()
+	waitFor(tb, 5*time.Second, "upgrade", func() bool { return eng.Upgraded() && eng.Transport().Name() == "websocket" })
+	return c
 }

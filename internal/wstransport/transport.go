@@ -16,17 +16,23 @@
 // Everything else follows the library's transport, which the engine socket
 // relies on:
 //   - Send never blocks (and holds Engine.IO pings back briefly, see Send). It writes the frames with a non-blocking write on
-//     the connection's descriptor; if they are all written, it emits "drain"
-//     and the transport stays writable. If the socket buffer fills (a slow or
-//     stalled client), or the connection is not a TCP connection, the rest is
-//     queued: the transport becomes not writable and one flusher goroutine,
-//     started on demand and gone when the queue is empty, writes the queue in
-//     order with blocking writes, emits "drain" after each batch, and at the
-//     end marks the transport writable and emits "ready" (the engine socket
-//     flushes what it buffered meanwhile on "ready"). While a flusher runs,
-//     later sends queue behind it, so frames reach the wire in the order they
-//     were sent. A stalled client therefore only holds its own flusher, until
-//     the heartbeat closes the connection and the blocked write fails.
+//     the connection's descriptor and emits "drain" once they are written.
+//     If the socket buffer fills (a slow or stalled client), or the
+//     connection is not a TCP connection, the rest is queued and one flusher
+//     goroutine, started on demand and gone when the queue is empty, writes
+//     the queue in order with blocking writes and emits "drain" after each
+//     batch the engine sent. While a flusher runs, later sends queue behind
+//     it, so frames reach the wire in the order they were sent. The
+//     transport stays writable meanwhile, so the engine socket never keeps
+//     packets of its own: every packet it sends is in the transport's hands
+//     when its send returns, which is what lets SendPreEncoded write beside
+//     it in order. The queue is bounded (Builder.MaxQueue): a client that
+//     falls further behind gets a transport error (ErrSlowClient) and is
+//     disconnected, instead of holding the node's memory until its
+//     heartbeat times out.
+//   - SendPreEncoded writes a broadcast's shared frame without the engine
+//     socket's per-packet work (packet objects, events, its write buffer);
+//     the adapter in package adapter uses it for local fan-out.
 //   - The transport writes every frame itself, the replies to the peer's
 //     WebSocket pings and close frames too, so its writes never interleave
 //     with gorilla's. (gorilla still answers a protocol violation by the peer
@@ -83,19 +89,55 @@ type Builder struct {
 	// server's ping timeout.
 	PingDelay time.Duration
 
-	// flushers counts the flusher goroutines started by its transports:
-	// with clients that keep up it stays 0 (tests read it).
-	flushers atomic.Uint64
+	// MaxQueue bounds the bytes a connection may have queued behind a full
+	// socket buffer; a send past it fails the transport with ErrSlowClient
+	// and the engine closes the connection. Zero means no bound. NewBuilder
+	// sets DefaultMaxQueue.
+	MaxQueue int
+
+	stats counters
+}
+
+// counters are a Builder's statistics, shared by its transports.
+type counters struct {
+	flushers, direct, slow atomic.Uint64
+}
+
+// Stats are a Builder's counters since it was made.
+type Stats struct {
+	// Flushers is the number of flusher goroutines started: one each time
+	// a connection's socket buffer filled. With clients that keep up it
+	// stays near 0.
+	Flushers uint64
+	// Direct is the number of broadcast frames written by SendPreEncoded.
+	Direct uint64
+	// SlowClients is the number of connections cut off by MaxQueue.
+	SlowClients uint64
+}
+
+// Stats returns the counters of the Builder's transports.
+func (b *Builder) Stats() Stats {
+	return Stats{Flushers: b.stats.flushers.Load(), Direct: b.stats.direct.Load(), SlowClients: b.stats.slow.Load()}
 }
 
 // NewBuilder returns a Builder with a frame cache of 256 frames and 8 MiB of
 // payload.
 func NewBuilder() *Builder {
-	return &Builder{cache: newFrameCache(defaultCacheEntries, defaultCacheBytes), PingDelay: DefaultPingDelay}
+	return &Builder{cache: newFrameCache(defaultCacheEntries, defaultCacheBytes), PingDelay: DefaultPingDelay, MaxQueue: DefaultMaxQueue}
 }
 
-// DefaultPingDelay is NewBuilder's PingDelay.
-const DefaultPingDelay = 500 * time.Millisecond
+const (
+	// DefaultPingDelay is NewBuilder's PingDelay.
+	DefaultPingDelay = 500 * time.Millisecond
+	// DefaultMaxQueue is NewBuilder's MaxQueue: 8 MiB, room for a burst of
+	// about 100,000 presence events to one member (the whole organisation
+	// reconnecting at once) before a client that does not read is cut off.
+	DefaultMaxQueue = 8 << 20
+)
+
+// ErrSlowClient is the transport error of a connection whose queue of
+// unwritten frames outgrew Builder.MaxQueue.
+var ErrSlowClient = errors.New("wstransport: client does not read fast enough: write queue full")
 
 // Name is the transport's name in the Engine.IO protocol: "websocket".
 func (*Builder) Name() string { return transports.WEBSOCKET }
@@ -113,7 +155,7 @@ func (*Builder) UpgradesTo() []string { return nil }
 // to an engine socket. The reader starts once the engine grants
 // ctx.TransportReadPermission.
 func (b *Builder) New(ctx *types.HttpContext) transports.Transport {
-	t := &Transport{Transport: transports.MakeTransport(), cache: b.cache, flushers: &b.flushers, pingDelay: b.PingDelay}
+	t := &Transport{Transport: transports.MakeTransport(), cache: b.cache, stats: &b.stats, pingDelay: b.PingDelay, maxQueue: b.MaxQueue}
 	t.Prototype(t)
 	t.Construct(ctx)
 	return t
@@ -127,15 +169,22 @@ type Transport struct {
 	transports.Transport
 
 	cache     *frameCache
-	flushers  *atomic.Uint64
+	stats     *counters
 	pingDelay time.Duration
+	maxQueue  int
 	conn      *types.WebSocketConn
 	nc        net.Conn        // the connection under the WebSocket
 	raw       syscall.RawConn // nc's descriptor for non-blocking writes; nil if nc is not TCP
 	idle      time.Duration
 
+	// engaged turns true at the engine's first Send of anything but an
+	// upgrade probe's pong: from then on the engine socket has handed this
+	// transport every packet it ever buffered (see SendPreEncoded).
+	engaged atomic.Bool
+
 	mu      sync.Mutex
 	queue   []batch // frames waiting for the flusher, in order
+	queued  int     // bytes in queue
 	writing bool    // a flusher goroutine is running
 	closed  bool    // no more writes: the transport is closing
 }
@@ -145,6 +194,7 @@ type Transport struct {
 // transport's own control frames do not).
 type batch struct {
 	bufs  net.Buffers
+	size  int
 	drain bool
 }
 
@@ -284,6 +334,9 @@ func (t *Transport) Send(packets []*packet.Packet) {
 	bufs := make(net.Buffers, 0, len(packets))
 	var pings net.Buffers
 	for _, p := range packets {
+		if p.Type != packet.PONG {
+			t.engaged.Store(true)
+		}
 		frame, err := t.frameOf(p)
 		if err != nil {
 			// Only a packet the parser cannot encode gets here. The engine
@@ -304,6 +357,29 @@ func (t *Transport) Send(packets []*packet.Packet) {
 	t.write(bufs, true)
 }
 
+// SendPreEncoded writes frame, a broadcast's pre-encoded Engine.IO message
+// (the WsPreEncodedFrame the Socket.IO adapter shares between recipients:
+// "4" and the encoded Socket.IO packet), to the connection as Send would,
+// but without the engine socket: no packet object, no events, no "drain".
+// The frame is built once for all recipients through the frame cache.
+//
+// It reports false, and sends nothing, until the engine has sent its own
+// first packet through this transport: before that, on a connection
+// upgrading from polling, the engine may still hold packets for the old
+// transport that must go first. Once it reports true it always does; after
+// the transport closed the frame is dropped, as the engine drops packets
+// for a closed socket. A frame sent here after a packet the same goroutine
+// sent through the engine (or the other way round) reaches the wire after
+// it: the engine hands its packets to Send before its send returns.
+func (t *Transport) SendPreEncoded(frame types.BufferInterface) bool {
+	if !t.engaged.Load() {
+		return false
+	}
+	t.stats.direct.Add(1)
+	t.write(net.Buffers{t.cache.frame(frame)}, false)
+	return true
+}
+
 // frameOf returns the WebSocket frame of p: a pre-encoded broadcast frame
 // from the cache (shared, read-only), anything else encoded by the
 // transport's parser.
@@ -320,7 +396,8 @@ func (t *Transport) frameOf(p *packet.Packet) ([]byte, error) {
 
 // write writes bufs now if nothing is queued and the socket buffer takes
 // them, and queues the rest for the flusher otherwise. drain says whether
-// "drain" is emitted once they are written.
+// "drain" is emitted once they are written. A batch that would take the
+// queue past maxQueue fails the transport instead (ErrSlowClient).
 func (t *Transport) write(bufs net.Buffers, drain bool) {
 	t.mu.Lock()
 	if t.closed {
@@ -334,11 +411,7 @@ func (t *Transport) write(bufs net.Buffers, drain bool) {
 		case err != nil:
 			// The connection is broken: stop writing to it, and report it
 			// as for an encoding error, not under the engine's lock.
-			t.closed = true
-			t.queue = nil
-			t.mu.Unlock()
-			t.SetWritable(false)
-			go t.fail(err)
+			t.abort(err)
 			return
 		case len(rest) == 0:
 			t.mu.Unlock()
@@ -349,15 +422,41 @@ func (t *Transport) write(bufs net.Buffers, drain bool) {
 		}
 		bufs = rest
 	}
-	t.SetWritable(false)
-	t.queue = append(t.queue, batch{bufs: bufs, drain: drain})
+	size := sizeOf(bufs)
+	if t.maxQueue > 0 && t.queued+size > t.maxQueue {
+		t.stats.slow.Add(1)
+		t.abort(ErrSlowClient)
+		return
+	}
+	t.queue = append(t.queue, batch{bufs: bufs, size: size, drain: drain})
+	t.queued += size
 	start := !t.writing
 	t.writing = true
 	t.mu.Unlock()
 	if start {
-		t.flushers.Add(1)
+		t.stats.flushers.Add(1)
 		go t.flush()
 	}
+}
+
+// abort stops the write queue and reports err from another goroutine (the
+// caller may hold the engine's flush lock). The caller holds t.mu; abort
+// releases it.
+func (t *Transport) abort(err error) {
+	t.closed = true
+	t.queue, t.queued = nil, 0
+	t.mu.Unlock()
+	t.SetWritable(false)
+	go t.fail(err)
+}
+
+// sizeOf is the number of bytes in bufs.
+func sizeOf(bufs net.Buffers) int {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	return n
 }
 
 // writeNow writes as much of bufs as the socket buffer takes without
@@ -393,30 +492,22 @@ func (t *Transport) writeNow(bufs net.Buffers) (net.Buffers, error) {
 }
 
 // flush is the flusher goroutine: it writes the queued batches in order,
-// with blocking writes, until the queue is empty or the transport closed;
-// then it marks the transport writable and emits "ready". A write error is
-// reported (see fail) and ends the flusher: the engine closes the transport.
+// with blocking writes, until the queue is empty or the transport closed.
+// A write error is reported (see fail) and ends the flusher: the engine
+// closes the transport.
 func (t *Transport) flush() {
 	for {
 		t.mu.Lock()
 		if t.closed || len(t.queue) == 0 {
-			closed := t.closed
-			t.queue = nil
+			t.queue, t.queued = nil, 0
 			t.writing = false
-			if !closed {
-				// Under t.mu, as write marks it not writable: the flag is
-				// false exactly while a flusher has frames to write.
-				t.SetWritable(true)
-			}
 			t.mu.Unlock()
-			if !closed {
-				t.Emit("ready")
-			}
 			return
 		}
 		b := t.queue[0]
 		t.queue[0] = batch{}
 		t.queue = t.queue[1:]
+		t.queued -= b.size
 		t.mu.Unlock()
 
 		if _, err := b.bufs.WriteTo(t.nc); err != nil {
@@ -431,6 +522,14 @@ func (t *Transport) flush() {
 			t.emitDrain()
 		}
 	}
+}
+
+// Queued is the number of bytes waiting for the flusher: zero while the
+// client keeps up.
+func (t *Transport) Queued() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.queued
 }
 
 // emitDrain emits "drain". A panic in a listener is dropped, as the
@@ -454,7 +553,7 @@ func (t *Transport) isClosed() bool {
 func (t *Transport) stop() {
 	t.mu.Lock()
 	t.closed = true
-	t.queue = nil
+	t.queue, t.queued = nil, 0
 	t.mu.Unlock()
 }
 

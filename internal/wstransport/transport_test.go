@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -319,55 +317,8 @@ func TestEIO4Heartbeat(t *testing.T) {
 // broadcasts then arrive over it.
 func TestUpgradeFromPolling(t *testing.T) {
 	s := startServer(t, ours(), nil)
-	hc := &http.Client{Timeout: 5 * time.Second}
-	get := func(u string) string {
-		t.Helper()
-		resp, err := hc.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = resp.Body.Close() }()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
-		}
-		return string(b)
-	}
-	open := get(pollURL(s, ""))
-	i := strings.Index(open, `"sid":"`)
-	if !strings.HasPrefix(open, "0{") || i < 0 {
-		t.Fatalf("open %q", open)
-	}
-	sid := open[i+7:]
-	sid = sid[:strings.IndexByte(sid, '"')]
-	if !strings.Contains(open, `"upgrades":["websocket"]`) {
-		t.Fatalf("open %q does not offer the websocket upgrade", open)
-	}
-	resp, err := hc.Post(pollURL(s, sid), "text/plain;charset=UTF-8", strings.NewReader("40"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	if ack := get(pollURL(s, sid)); !strings.HasPrefix(ack, "40{") {
-		t.Fatalf("connect ack %q", ack)
-	}
-	waitFor(t, 5*time.Second, "server socket", func() bool { return s.connected.Load() == 1 })
-
-	u := "ws" + strings.TrimPrefix(s.url, "http") + "/socket.io/?EIO=4&transport=websocket&sid=" + sid
-	conn, wresp, err := ws.DefaultDialer.Dial(u, nil)
-	if wresp != nil && wresp.Body != nil {
-		_ = wresp.Body.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &rawClient{tb: t, c: conn, sid: sid}
-	t.Cleanup(func() { _ = conn.Close() })
-	c.write("2probe")
-	c.expect(ws.TextMessage, "3probe")
-	c.write("5")
-	eng := s.socketOf(sid).Conn()
-	waitFor(t, 5*time.Second, "upgrade", func() bool { return eng.Upgraded() && eng.Transport().Name() == "websocket" })
+	c := upgradeFromPolling(t, s)
+	eng := s.socketOf(c.sid).Conn()
 	if _, ok := eng.Transport().(*Transport); !ok {
 		t.Fatalf("upgraded transport is %T", eng.Transport())
 	}
@@ -472,7 +423,8 @@ func goClientUpgrade(s *testServer) error {
 }
 
 // A client that does not read never blocks the goroutine that broadcasts,
-// and the others still get everything.
+// the others still get everything, and the one that does not read is cut
+// off once it is more than the queue bound behind.
 func TestSlowClientDoesNotBlockBroadcaster(t *testing.T) {
 	s := startServer(t, ours(), nil)
 	clients := dialMany(t, s, 2, "EIO=4")
@@ -514,14 +466,17 @@ func TestSlowClientDoesNotBlockBroadcaster(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the reading client did not get every broadcast")
 	}
-	// The slow client's writer is stuck in a write (the data exceeds the
-	// loopback buffers), so its transport is not writable: the case above
-	// did exercise a blocked connection.
-	if s.socketOf(slow.sid).Conn().Transport().Writable() {
-		t.Fatal("the slow client's transport is writable: its writes did not block")
+	// The slow client fell more than the queue bound (8 MiB) behind: it was
+	// cut off with a transport error, which released its blocked writer.
+	if r := s.reason(10 * time.Second); r != "transport error" {
+		t.Fatalf("slow client disconnected with %q, want transport error", r)
 	}
-	// Closing the stuck session releases its blocked writer.
-	s.socketOf(slow.sid).Conn().Close(true)
+	if _, ok := s.sockets.Load(slow.sid); ok {
+		t.Fatal("the client that does not read is still connected")
+	}
+	if _, ok := s.sockets.Load(fast.sid); !ok {
+		t.Fatal("the reading client was disconnected")
+	}
 	waitFor(t, 5*time.Second, "one engine session", func() bool { return s.engineClients() == 1 })
 }
 
@@ -589,12 +544,14 @@ func TestDirectWritesNeedNoFlusher(t *testing.T) {
 }
 
 // A client that stops reading: sends queue behind the full socket buffer
-// without blocking, the transport is not writable meanwhile, and once the
-// client reads again it gets every frame in order; then the transport is
-// writable again, one "drain" was emitted per batch the engine sent, and
-// later sends are direct again.
+// without blocking, the transport stays writable (the engine keeps
+// nothing), and once the client reads again it gets every frame in order;
+// one "drain" was emitted per batch the engine sent, and later sends are
+// direct again.
 func TestStalledClientCatchesUpInOrder(t *testing.T) {
-	s := startServer(t, ours(), nil)
+	b := NewBuilder()
+	b.MaxQueue = 64 << 20
+	s := startServer(t, b, nil)
 	c := dialRaw(t, s.url, "EIO=4")
 	sock := s.waitSocket(c.sid)
 	engine := sock.Conn()
@@ -617,8 +574,11 @@ func TestStalledClientCatchesUpInOrder(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("emitting blocked on a client that does not read")
 	}
-	if tr.Writable() {
-		t.Fatal("transport writable while the client does not read")
+	if !tr.Writable() {
+		t.Fatal("transport not writable while its queue grows")
+	}
+	if q := tr.(*Transport).Queued(); q < 1<<20 {
+		t.Fatalf("%d bytes queued for a client that does not read, want megabytes", q)
 	}
 	for k := range rounds {
 		_, data := c.read()
@@ -626,7 +586,7 @@ func TestStalledClientCatchesUpInOrder(t *testing.T) {
 			t.Fatalf("message %d: %.40q (%d bytes)", k, data, len(data))
 		}
 	}
-	waitFor(t, 5*time.Second, "writable again", tr.Writable)
+	waitFor(t, 5*time.Second, "queue written", func() bool { return tr.(*Transport).Queued() == 0 })
 	waitFor(t, 5*time.Second, "one drain per flush", func() bool { return drains.Load() == flushes.Load() })
 	before := s.flushers()
 	sock.Emit("small", 1)
@@ -641,7 +601,9 @@ func TestStalledClientCatchesUpInOrder(t *testing.T) {
 // each goroutine's batches arrive whole and in its order, whether they were
 // written directly or queued.
 func TestConcurrentSendersKeepOrder(t *testing.T) {
-	s := startServer(t, ours(), nil)
+	b := NewBuilder()
+	b.MaxQueue = 64 << 20 // 19 MiB are sent, far faster than read
+	s := startServer(t, b, nil)
 	c := dialRaw(t, s.url, "EIO=4")
 	tr := s.waitSocket(c.sid).Conn().Transport().(*Transport)
 	const senders, each = 4, 300
@@ -761,4 +723,36 @@ func drainReasons(s *testServer) []string {
 			return out
 		}
 	}
+}
+
+// SendPreEncoded takes frames once the engine has sent through the
+// transport, and not before: a connection opened on the websocket is ready
+// at once (the open packet went first); one upgraded from polling with
+// nothing pending only after the engine's first packet on it, since until
+// then the engine may hold packets of the old transport.
+func TestSendPreEncodedWaitsForTheEngine(t *testing.T) {
+	s := startServer(t, ours(), nil)
+	frame := func(tag string) types.BufferInterface {
+		return types.NewStringBufferString(`42["d","` + tag + `"]`)
+	}
+
+	c := dialRaw(t, s.url, "EIO=4")
+	direct := s.waitSocket(c.sid).Conn().Transport().(*Transport)
+	if !direct.SendPreEncoded(frame("a")) {
+		t.Fatal("a websocket opened directly refused a frame")
+	}
+	c.expect(ws.TextMessage, `42["d","a"]`)
+
+	up := upgradeFromPolling(t, s)
+	sock := s.socketOf(up.sid)
+	tr := sock.Conn().Transport().(*Transport)
+	if tr.SendPreEncoded(frame("early")) {
+		t.Fatal("an upgraded transport took a frame before the engine sent anything on it")
+	}
+	_ = sock.Emit("e", 1)
+	up.expect(ws.TextMessage, `42["e",1]`)
+	if !tr.SendPreEncoded(frame("b")) {
+		t.Fatal("the upgraded transport refused a frame after the engine sent on it")
+	}
+	up.expect(ws.TextMessage, `42["d","b"]`)
 }
