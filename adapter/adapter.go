@@ -11,7 +11,7 @@ import (
 )
 
 // Adapter is the adapter of one namespace on one node. It embeds the
-// library's in-memory adapter (which keeps the rooms and delivers to local
+// in-memory adapter Local (which keeps the rooms and delivers to local
 // sockets) and overrides what must cross nodes; the Builder creates it.
 //
 // Subscriptions: the namespace channel `<prefix>#<nsp>#`, the request
@@ -20,7 +20,7 @@ import (
 // adapter's "create-room" and "delete-room" events. Private rooms (room ==
 // socket id) are skipped unless Config.SubscribeSocketRooms.
 type Adapter struct {
-	socket.Adapter
+	*Local
 
 	b    *Builder
 	name string
@@ -45,7 +45,7 @@ var _ socket.Adapter = (*Adapter)(nil)
 func newAdapter(b *Builder, nsp socket.Namespace) *Adapter {
 	p, name := b.cfg.Prefix, nsp.Name()
 	a := &Adapter{
-		Adapter:   socket.MakeAdapter(),
+		Local:     newLocal(),
 		b:         b,
 		name:      name,
 		bcastCh:   p + "#" + name + "#",
@@ -161,7 +161,7 @@ func firstRoom(args []any) (socket.Room, bool) {
 // rooms), unless Config.SubscribeSocketRooms.
 func (a *Adapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) {
 	if isLocal(opts) || a.stopped.Load() {
-		a.Adapter.Broadcast(packet, opts)
+		a.Local.Broadcast(packet, opts)
 		return
 	}
 	packet.Nsp = a.name
@@ -169,7 +169,7 @@ func (a *Adapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions
 	if consumed {
 		packet.Data = args
 	}
-	a.Adapter.Broadcast(packet, opts)
+	a.Local.Broadcast(packet, opts)
 	if err != nil {
 		a.b.stats.dropped.Add(1)
 		a.b.log.Warn().Err(err).Str("nsp", a.name).Msg("broadcast payload cannot be encoded: not published")
@@ -246,7 +246,7 @@ func (a *Adapter) onBroadcast(room, payload string) {
 	flags := &socket.BroadcastFlags{}
 	flags.Volatile = msg.Volatile
 	flags.Compress = msg.Compress
-	a.Adapter.Broadcast(
+	a.Local.Broadcast(
 		&parser.Packet{Type: parser.EVENT, Nsp: a.name, Data: msg.Data},
 		&socket.BroadcastOptions{Rooms: roomSet(msg.Rooms), Except: roomSet(msg.Except), Flags: flags},
 	)

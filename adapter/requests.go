@@ -136,7 +136,7 @@ func (a *Adapter) ServerCount() int64 {
 // (flags.Timeout, else RequestTimeout).
 func (a *Adapter) BroadcastWithAck(packet *parser.Packet, opts *socket.BroadcastOptions, clientCountCallback func(uint64), ack socket.Ack) {
 	if isLocal(opts) || a.stopped.Load() {
-		a.Adapter.BroadcastWithAck(packet, opts, clientCountCallback, ack)
+		a.Local.BroadcastWithAck(packet, opts, clientCountCallback, ack)
 		return
 	}
 	packet.Nsp = a.name
@@ -151,7 +151,7 @@ func (a *Adapter) BroadcastWithAck(packet *parser.Packet, opts *socket.Broadcast
 		a.b.stats.dropped.Add(1)
 		a.b.log.Warn().Err(err).Str("nsp", a.name).Msg("broadcast with ack not published")
 	}
-	a.Adapter.BroadcastWithAck(packet, opts, clientCountCallback, ack)
+	a.Local.BroadcastWithAck(packet, opts, clientCountCallback, ack)
 }
 
 func (a *Adapter) publishBroadcastRequest(args []any, opts *socket.BroadcastOptions, clientCount func(uint64), ack socket.Ack) error {
@@ -199,7 +199,7 @@ func (a *Adapter) publishBroadcastRequest(args []any, opts *socket.BroadcastOpti
 func (a *Adapter) FetchSockets(opts *socket.BroadcastOptions) func(func([]socket.SocketDetails, error)) {
 	return func(callback func([]socket.SocketDetails, error)) {
 		var sockets []socket.SocketDetails
-		a.Adapter.FetchSockets(opts)(func(local []socket.SocketDetails, _ error) { sockets = local })
+		a.Local.FetchSockets(opts)(func(local []socket.SocketDetails, _ error) { sockets = local })
 		if isLocal(opts) {
 			callback(sockets, nil)
 			return
@@ -219,7 +219,7 @@ func (a *Adapter) FetchSockets(opts *socket.BroadcastOptions) func(func([]socket
 
 // AddSockets makes the matching sockets of every node join rooms.
 func (a *Adapter) AddSockets(opts *socket.BroadcastOptions, rooms []socket.Room) {
-	a.Adapter.AddSockets(opts, rooms)
+	a.Local.AddSockets(opts, rooms)
 	if a.onlyHere(opts) {
 		return
 	}
@@ -228,7 +228,7 @@ func (a *Adapter) AddSockets(opts *socket.BroadcastOptions, rooms []socket.Room)
 
 // DelSockets makes the matching sockets of every node leave rooms.
 func (a *Adapter) DelSockets(opts *socket.BroadcastOptions, rooms []socket.Room) {
-	a.Adapter.DelSockets(opts, rooms)
+	a.Local.DelSockets(opts, rooms)
 	if a.onlyHere(opts) {
 		return
 	}
@@ -238,7 +238,7 @@ func (a *Adapter) DelSockets(opts *socket.BroadcastOptions, rooms []socket.Room)
 // DisconnectSockets disconnects the matching sockets of every node. It
 // does not wait for the other nodes (nor does the Node adapter).
 func (a *Adapter) DisconnectSockets(opts *socket.BroadcastOptions, status bool) {
-	a.Adapter.DisconnectSockets(opts, status)
+	a.Local.DisconnectSockets(opts, status)
 	if a.onlyHere(opts) {
 		return
 	}
@@ -306,7 +306,7 @@ func (a *Adapter) onRequest(payload string) {
 	switch m.typ() {
 	case reqSockets:
 		rooms, _ := stringList(m["rooms"])
-		a.respondJSON(m, map[string]any{"requestId": id, "sockets": a.Adapter.Sockets(roomSet(rooms)).Keys()})
+		a.respondJSON(m, map[string]any{"requestId": id, "sockets": a.Local.Sockets(roomSet(rooms)).Keys()})
 	case reqAllRooms:
 		a.respondJSON(m, map[string]any{"requestId": id, "rooms": a.Rooms().Keys()})
 	case reqRemoteJoin, reqRemoteLeave, reqRemoteDisconnect:
@@ -319,18 +319,18 @@ func (a *Adapter) onRequest(payload string) {
 		targets, _ := stringList(m["rooms"])
 		switch m.typ() {
 		case reqRemoteJoin:
-			a.Adapter.AddSockets(opts, toRooms(targets))
+			a.Local.AddSockets(opts, toRooms(targets))
 		case reqRemoteLeave:
-			a.Adapter.DelSockets(opts, toRooms(targets))
+			a.Local.DelSockets(opts, toRooms(targets))
 		default:
 			closeConn, _ := m["close"].(bool)
-			go a.Adapter.DisconnectSockets(opts, closeConn)
+			go a.Local.DisconnectSockets(opts, closeConn)
 		}
 	case reqRemoteFetch:
 		rooms, except, _ := m.roomsAndExcept()
 		opts := &socket.BroadcastOptions{Rooms: roomSet(rooms), Except: roomSet(except)}
 		var list []any
-		a.Adapter.FetchSockets(opts)(func(local []socket.SocketDetails, _ error) {
+		a.Local.FetchSockets(opts)(func(local []socket.SocketDetails, _ error) {
 			list = make([]any, 0, len(local))
 			for _, s := range local {
 				list = append(list, socketJSON(s))
@@ -377,7 +377,7 @@ func (a *Adapter) onBroadcastRequest(m message, id string) {
 	if t, ok := m.timeoutOf(); ok {
 		flags.Timeout = &t
 	}
-	a.Adapter.BroadcastWithAck(
+	a.Local.BroadcastWithAck(
 		&parser.Packet{Type: parser.EVENT, Nsp: a.name, Data: data},
 		&socket.BroadcastOptions{Rooms: roomSet(rooms), Except: roomSet(except), Flags: flags},
 		func(n uint64) {

@@ -19,6 +19,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/switchboard/switchboard/adapter"
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/gateway"
 	"github.com/switchboard/switchboard/internal/wstransport"
@@ -31,8 +32,8 @@ type Options struct {
 	Service service.Config
 	Gateway gateway.Config
 	Store   state.Store
-	// Adapter carries broadcasts between nodes; nil keeps the library's
-	// in-memory adapter (one node).
+	// Adapter carries broadcasts between nodes; nil means one node, with
+	// the in-memory adapter.Local.
 	Adapter socket.AdapterConstructor
 	// AdapterHealthy reports the adapter's pub/sub health for readiness.
 	AdapterHealthy func() bool
@@ -104,8 +105,13 @@ func New(o Options) (*Node, error) {
 		ws.PingDelay = min(wstransport.DefaultPingDelay, o.PingTimeout/10)
 		sopts.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, ws))
 	}
+	// Without Redis, the in-memory adapter that hands broadcasts straight
+	// to our websocket transport (adapter.Local; the Redis adapter
+	// delivers locally through it too).
 	if o.Adapter != nil {
 		sopts.SetAdapter(o.Adapter)
+	} else {
+		sopts.SetAdapter(adapter.LocalBuilder{})
 	}
 	io := socket.NewServer(nil, sopts)
 
