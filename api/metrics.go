@@ -43,6 +43,26 @@ func (m *Metrics) Event(event, outcome string, d time.Duration) {
 	m.latency.WithLabelValues(event).Observe(d.Seconds())
 }
 
+// WebSocket registers the counters of Switchboard's websocket transport,
+// read from stats at each scrape: broadcast frames written directly,
+// clients cut off for not reading, and flusher goroutines started (one each
+// time a client's socket buffer filled).
+func (m *Metrics) WebSocket(stats func() (direct, slow, flushers uint64)) {
+	counter := func(name, help string, pick func(d, s, f uint64) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
+			return float64(pick(stats()))
+		})
+	}
+	m.Registry.MustRegister(
+		counter("switchboard_ws_direct_frames_total", "Broadcast frames written straight to a websocket, without the engine's per-packet path.",
+			func(d, _, _ uint64) uint64 { return d }),
+		counter("switchboard_ws_slow_clients_total", "Websocket clients disconnected for falling more than SWITCHBOARD_WS_MAX_QUEUE_BYTES behind.",
+			func(_, s, _ uint64) uint64 { return s }),
+		counter("switchboard_ws_flushes_total", "Times a websocket's socket buffer filled and a flusher goroutine took over its writes.",
+			func(_, _, f uint64) uint64 { return f }),
+	)
+}
+
 // Connected moves the connection gauge.
 func (m *Metrics) Connected(namespace string, delta int) {
 	m.connections.WithLabelValues(namespace).Add(float64(delta))

@@ -44,6 +44,8 @@ type Config struct {
 	// WSFrameSharing serves websockets with our transport (internal/wstransport);
 	// false, with the socket.io library's.
 	WSFrameSharing bool
+	// WSMaxQueueBytes bounds what a websocket client may fall behind.
+	WSMaxQueueBytes int
 
 	// JWTSecret is the HS256 shared secret.
 	JWTSecret string

@@ -30,6 +30,7 @@ func wantDefaults() Config {
 	return Config{
 		Addr:                ":3000",
 		WSFrameSharing:      true,
+		WSMaxQueueBytes:     8 << 20,
 		LogLevel:            "info",
 		JWTClockSkew:        30 * time.Second,
 		JWTReloadInterval:   30 * time.Second,
@@ -255,6 +256,8 @@ func TestValidationErrors(t *testing.T) {
 			want: []string{"SWITCHBOARD_PRESENCE_TTL (1m0s) must be longer than SWITCHBOARD_HEARTBEAT (1m0s)"}},
 		{name: "heartbeat flag above presence TTL", args: []string{"--heartbeat", "5m"},
 			want: []string{"SWITCHBOARD_PRESENCE_TTL (2m0s) must be longer than --heartbeat (5m0s)"}},
+		{name: "websocket queue below two payloads", env: map[string]string{"SWITCHBOARD_WS_MAX_QUEUE_BYTES": "100000"},
+			want: []string{"SWITCHBOARD_WS_MAX_QUEUE_BYTES (100000) must be at least twice SWITCHBOARD_MAX_PAYLOAD_BYTES (65536)"}},
 		{name: "node refresh not below lease", env: map[string]string{"SWITCHBOARD_NODE_REFRESH": "10s"},
 			want: []string{"SWITCHBOARD_NODE_REFRESH (10s) must be shorter than SWITCHBOARD_NODE_LEASE (10s)"}},
 		{name: "lease below refresh", env: map[string]string{"SWITCHBOARD_NODE_LEASE": "1s"},

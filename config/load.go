@@ -264,6 +264,10 @@ func (l *loader) validate(c *Config) {
 		l.problem("%s (%s) must be longer than %s (%s), or every device goes offline between heartbeats",
 			l.of(c, &c.PresenceTTL), c.PresenceTTL, l.of(c, &c.Heartbeat), c.Heartbeat)
 	}
+	if l.ok(c, &c.WSMaxQueueBytes, &c.MaxPayloadBytes) && c.WSMaxQueueBytes < 2*c.MaxPayloadBytes {
+		l.problem("%s (%d) must be at least twice %s (%d), or a client is cut off as soon as two large events queue",
+			l.of(c, &c.WSMaxQueueBytes), c.WSMaxQueueBytes, l.of(c, &c.MaxPayloadBytes), c.MaxPayloadBytes)
+	}
 	if l.ok(c, &c.NodeRefresh, &c.NodeLease) && c.NodeRefresh >= c.NodeLease {
 		l.problem("%s (%s) must be shorter than %s (%s), or the lease lapses between refreshes",
 			l.of(c, &c.NodeRefresh), c.NodeRefresh, l.of(c, &c.NodeLease), c.NodeLease)

@@ -80,6 +80,11 @@ var settings = []setting{
 			"and written from the sending goroutine without a hand-off (presence to 10,000 members in 0.3 s instead of seconds). " +
 			"`false` serves them with the socket.io library's transport.",
 		field: func(c *Config) any { return &c.WSFrameSharing }},
+	{name: "WS_MAX_QUEUE_BYTES", def: "8388608",
+		help: "Most bytes a websocket client may fall behind (frames queued because it does not read fast enough); " +
+			"past it the connection is closed (`transport error`), so a stalled client cannot hold the node's memory. " +
+			"Switchboard's transport only.",
+		field: func(c *Config) any { return &c.WSMaxQueueBytes }},
 
 	// Member tokens.
 	{name: "JWT_SECRET", redact: secret,

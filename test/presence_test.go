@@ -105,3 +105,20 @@ func TestHandshakeRefusalsAndLimits(t *testing.T) {
 		t.Fatal("no event was rate limited")
 	}
 }
+
+// Presence broadcasts reach websocket clients through the adapter's direct
+// path (adapter.Local into internal/wstransport), and the transport's
+// counters are on /metrics.
+func TestBroadcastsTakeTheDirectPath(t *testing.T) {
+	e := newEnv(t)
+	watcher := e.member("watcher", "desk")
+	before := metricValue(t, e.URL, "switchboard_ws_direct_frames_total")
+	e.member("bob", "phone")
+	exactlyOnce(t, watcher, "presence:user_connected", testclient.Field("user_id", "bob"))
+	if after := metricValue(t, e.URL, "switchboard_ws_direct_frames_total"); after < before+1 {
+		t.Fatalf("direct frames %v -> %v: the broadcast went through the engine", before, after)
+	}
+	if v := metricValue(t, e.URL, "switchboard_ws_slow_clients_total"); v != 0 {
+		t.Fatalf("slow clients %v", v)
+	}
+}

@@ -110,6 +110,7 @@ func serve(cfg config.Config, stderr io.Writer) error {
 		DrainTimeout:     cfg.DrainTimeout,
 		Loops:            true,
 		LibraryWebSocket: !cfg.WSFrameSharing,
+		WSMaxQueue:       cfg.WSMaxQueueBytes,
 	}
 	var store state.Store
 	if cfg.Embedded() {

@@ -52,6 +52,8 @@ type Options struct {
 	// LibraryWebSocket serves websockets with the socket.io library's
 	// transport instead of internal/wstransport.
 	LibraryWebSocket bool
+	// WSMaxQueue is our transport's MaxQueue; zero keeps its default.
+	WSMaxQueue int
 }
 
 // Node is one running gateway node.
@@ -100,9 +102,13 @@ func New(o Options) (*Node, error) {
 	// Our websocket transport builds each broadcast's frame once for all
 	// its recipients and writes without a goroutine hand-off (see
 	// internal/wstransport).
+	var ws *wstransport.Builder
 	if !o.LibraryWebSocket {
-		ws := wstransport.NewBuilder()
+		ws = wstransport.NewBuilder()
 		ws.PingDelay = min(wstransport.DefaultPingDelay, o.PingTimeout/10)
+		if o.WSMaxQueue > 0 {
+			ws.MaxQueue = o.WSMaxQueue
+		}
 		sopts.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, ws))
 	}
 	// Without Redis, the in-memory adapter that hands broadcasts straight
@@ -116,6 +122,12 @@ func New(o Options) (*Node, error) {
 	io := socket.NewServer(nil, sopts)
 
 	n := &Node{opts: o, IO: io, log: log, Metrics: api.NewMetrics()}
+	if ws != nil {
+		n.Metrics.WebSocket(func() (direct, slow, flushers uint64) {
+			s := ws.Stats()
+			return s.Direct, s.SlowClients, s.Flushers
+		})
+	}
 	n.Service = service.New(o.Service, o.Store, gateway.NewEmitter(io, log), o.Clock, log)
 	n.Gateway = gateway.New(o.Gateway, io, n.Service, o.Verifier, n.Metrics, log)
 	if f, ok := o.Adapter.(interface{ Flush(context.Context) error }); ok {
