@@ -90,6 +90,7 @@ type bus struct {
 
 	mu     sync.RWMutex
 	routes map[string]route
+	dirty  map[string]struct{} // channels whose route changed since the last apply
 
 	kick    chan struct{}
 	events  chan busEvent
@@ -104,12 +105,18 @@ type bus struct {
 	probeSeq uint64
 	waiters  []waiter
 	retrying bool
+	// full makes the next apply compare every route with every
+	// subscription instead of only the dirty channels: at the start, and
+	// after a connection or a command failed.
+	full bool
 }
 
 func newBus(b *Builder) *bus {
 	bs := &bus{
 		b:       b,
 		routes:  make(map[string]route),
+		dirty:   make(map[string]struct{}),
+		full:    true,
 		kick:    make(chan struct{}, 1),
 		events:  make(chan busEvent, 64),
 		flushes: make(chan chan struct{}),
@@ -128,6 +135,7 @@ func newBus(b *Builder) *bus {
 func (bs *bus) set(ch string, r route) {
 	bs.mu.Lock()
 	bs.routes[ch] = r
+	bs.dirty[ch] = struct{}{}
 	bs.mu.Unlock()
 	bs.poke()
 }
@@ -138,6 +146,7 @@ func (bs *bus) del(ch string, a *Adapter) {
 	bs.mu.Lock()
 	if cur, ok := bs.routes[ch]; ok && cur.a == a {
 		delete(bs.routes, ch)
+		bs.dirty[ch] = struct{}{}
 	}
 	bs.mu.Unlock()
 	bs.poke()
@@ -284,6 +293,7 @@ func (bs *bus) run() {
 				if _, ok := ev.sh.applied[ev.payload]; ok && bs.where[ev.payload] == ev.sh {
 					delete(ev.sh.applied, ev.payload)
 					delete(bs.where, ev.payload)
+					bs.full = true
 					if bs.cluster != nil {
 						bs.reloadCluster()
 					}
@@ -297,54 +307,76 @@ func (bs *bus) run() {
 
 // apply makes the subscriptions match the routes: unsubscribes what is no
 // longer wanted, subscribes what is missing (creating connections as
-// needed), then sends a barrier PING on every connection.
+// needed), then sends a barrier PING on every connection. It looks only at
+// the channels whose route changed since the last apply, so its cost
+// follows the churn of rooms, not the number of rooms; after a failure
+// (bs.full) it compares everything.
 func (bs *bus) apply() error {
 	ctx, cancel := context.WithTimeout(bs.b.ctx, bs.b.cfg.RequestTimeout)
 	defer cancel()
 
-	bs.mu.RLock()
-	want := make(map[string]struct{}, len(bs.routes))
-	for ch := range bs.routes {
-		want[ch] = struct{}{}
+	full := bs.full
+	bs.full = false
+	bs.mu.Lock()
+	changed := make(map[string]bool, len(bs.dirty)) // channel -> wanted
+	if full {
+		for ch := range bs.routes {
+			changed[ch] = true
+		}
+	} else {
+		for ch := range bs.dirty {
+			_, wanted := bs.routes[ch]
+			changed[ch] = wanted
+		}
 	}
-	bs.mu.RUnlock()
-	bs.nchan.Store(int64(len(want)))
+	clear(bs.dirty)
+	bs.nchan.Store(int64(len(bs.routes)))
+	bs.mu.Unlock()
 
 	bs.seq++
 	var errs []error
 	if !bs.perNode && bs.shards[""] == nil {
 		if _, err := bs.newShard(ctx, "", bs.b.cfg.Client); err != nil {
+			bs.full = true
 			return fmt.Errorf("open pub/sub connection: %w", err)
 		}
 	}
-	for _, sh := range bs.shards {
-		var gone []string
-		for ch := range sh.applied {
-			if _, ok := want[ch]; !ok {
-				gone = append(gone, ch)
+	gone := make(map[*shard][]string)
+	if full {
+		for _, sh := range bs.shards {
+			for ch := range sh.applied {
+				if !changed[ch] {
+					gone[sh] = append(gone[sh], ch)
+				}
 			}
 		}
-		if len(gone) == 0 {
-			continue
+	} else {
+		for ch, wanted := range changed {
+			if sh := bs.where[ch]; sh != nil && !wanted {
+				gone[sh] = append(gone[sh], ch)
+			}
 		}
-		for _, ch := range gone {
+	}
+	for sh, chans := range gone {
+		for _, ch := range chans {
 			delete(sh.applied, ch)
 			delete(bs.where, ch)
 		}
-		if err := bs.command(ctx, sh, false, gone); err != nil {
+		if err := bs.command(ctx, sh, false, chans); err != nil {
 			errs = append(errs, err)
 			bs.failShard(sh)
 		}
 	}
 	adds := make(map[string][]string)
 	nodes := make(map[string]goredis.UniversalClient)
-	for ch := range want {
-		if bs.where[ch] != nil {
+	for ch, wanted := range changed {
+		if !wanted || bs.where[ch] != nil {
 			continue
 		}
 		key, node, err := bs.shardFor(ctx, ch)
 		if err != nil {
 			errs = append(errs, err)
+			bs.full = true
 			continue
 		}
 		adds[key] = append(adds[key], ch)
@@ -356,6 +388,7 @@ func (bs *bus) apply() error {
 			var err error
 			if sh, err = bs.newShard(ctx, key, nodes[key]); err != nil {
 				errs = append(errs, err)
+				bs.full = true
 				continue
 			}
 		}
@@ -495,6 +528,7 @@ func (bs *bus) closeShard(sh *shard) {
 	if bs.shards[sh.key] == sh {
 		delete(bs.shards, sh.key)
 	}
+	bs.full = true // its channels must be subscribed again elsewhere
 	for ch := range sh.applied {
 		if bs.where[ch] == sh {
 			delete(bs.where, ch)
