@@ -32,6 +32,7 @@ type localServer struct {
 func startLocal(t *testing.T) *localServer {
 	t.Helper()
 	s := &localServer{ws: wstransport.NewBuilder()}
+	s.ws.MaxQueue = 64 << 20 // tests fill the queues on purpose
 	opts := socket.DefaultServerOptions()
 	opts.SetAdapter(LocalBuilder{})
 	opts.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, s.ws))
@@ -216,8 +217,8 @@ func TestLocalBroadcastKeepsOrderWithSocketEmits(t *testing.T) {
 	s := startLocal(t)
 	c := joinWS(t, s, "a", "r")
 	sock := s.socket(t, "a")
-	pad := strings.Repeat("p", 8<<10)
-	const n = 400 // 6.4 MiB: more than the loopback buffers hold
+	pad := strings.Repeat("p", 32<<10)
+	const n = 400 // 25 MiB: more than the loopback buffers hold
 	direct := s.ws.Stats().Direct
 	go func() {
 		for i := range n {
