@@ -77,10 +77,11 @@ import (
 //
 // Clients may then open a WebSocket directly or upgrade to it from polling.
 // All transports a Builder makes share its frame cache. A Builder is safe
-// for concurrent use once registered (set PingDelay before). The zero
-// Builder works but caches nothing (every pre-encoded frame is built per
-// recipient, as the library does) and writes pings at once, which the
-// engine's pong-timeout race makes unsafe under load: use NewBuilder.
+// for concurrent use once registered (set PingDelay and MaxQueue before).
+// The zero Builder works but caches nothing (every pre-encoded frame is
+// built per recipient, as the library does), bounds no queue and writes
+// pings at once, which the engine's pong-timeout race makes unsafe under
+// load: use NewBuilder.
 type Builder struct {
 	cache *frameCache
 
