@@ -64,22 +64,38 @@ func encodeMeeting(m *state.Meeting) ([]byte, error) {
 		Raw: rawOf(map[string]string{"title": m.Title, "description": m.Description})})
 }
 
-// decodeMeeting decodes a stored meeting; "null" or nothing is nil.
-func decodeMeeting(b []byte) (*state.Meeting, error) {
-	if len(b) == 0 || string(b) == "null" {
+// decodeMeeting decodes a stored meeting; "null" or nothing is nil. The
+// meeting's strings may share the memory of doc.
+func decodeMeeting(doc string) (*state.Meeting, error) {
+	if len(doc) == 0 || doc == "null" {
 		return nil, nil
 	}
+	m, raw, ok := parseMeeting(doc)
+	if !ok {
+		return decodeMeetingJSON([]byte(doc))
+	}
+	return restoreMeeting(m, raw)
+}
+
+// decodeMeetingJSON decodes a stored meeting with encoding/json: the
+// reference that parseMeeting follows, and its fallback.
+func decodeMeetingJSON(b []byte) (*state.Meeting, error) {
 	d := storedMeeting{Meeting: &state.Meeting{}}
 	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("redis: decode meeting: %w", err)
 	}
-	if err := restore(d.Raw, "title", &d.Title); err != nil {
+	return restoreMeeting(d.Meeting, d.Raw)
+}
+
+// restoreMeeting puts back the opaque fields recorded in raw.
+func restoreMeeting(m *state.Meeting, raw map[string]string) (*state.Meeting, error) {
+	if err := restore(raw, "title", &m.Title); err != nil {
 		return nil, err
 	}
-	if err := restore(d.Raw, "description", &d.Description); err != nil {
+	if err := restore(raw, "description", &m.Description); err != nil {
 		return nil, err
 	}
-	return d.Meeting, nil
+	return m, nil
 }
 
 // storedSession is the stored form of a session. Keys is opaque client data

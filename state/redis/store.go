@@ -258,8 +258,7 @@ type reply struct {
 
 	Lost bool `json:"lost"`
 
-	// The document, as stored, and decoded by the caller's kind.
-	Doc     []byte         `json:"-"`
+	// The document, decoded by the caller's kind.
 	Meeting *state.Meeting `json:"-"`
 	Session *state.Session `json:"-"`
 	Link    *state.Link    `json:"-"`
@@ -317,15 +316,14 @@ func (s *Store) decode(op string, kind docKind, v any, err error) (*reply, error
 		return nil, fmt.Errorf("redis %s: decode script reply: %w", op, err)
 	}
 	if doc, ok := pair[1].(string); ok {
-		r.Doc = []byte(doc)
 		switch kind {
 		case meetingDoc:
-			r.Meeting, err = decodeMeeting(r.Doc)
+			r.Meeting, err = decodeMeeting(doc)
 		case sessionDoc:
-			r.Session, err = decodeSession(r.Doc)
+			r.Session, err = decodeSession([]byte(doc))
 		case linkDoc:
 			r.Link = new(state.Link)
-			err = json.Unmarshal(r.Doc, r.Link)
+			err = json.Unmarshal([]byte(doc), r.Link)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("redis %s: %w", op, err)

@@ -1,0 +1,181 @@
+package redis
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/state"
+)
+
+var t0 = time.Date(2026, time.November, 25, 10, 0, 0, 0, time.UTC)
+
+// meetingDocs are stored meetings as the store writes them: Go's encoder
+// (Create) and cjson (every script), with the shapes each produces.
+func meetingDocs(t testing.TB) map[string]string {
+	docs := map[string]string{
+		// cjson: keys in hash order, "\/" escaped, empty tables dropped.
+		"cjson call":    `{"description":"","is_instant_call":true,"created_by":"alice","ended_at":null,"status":"live","participants":[{"role":"owner","joined_at":"2026-11-25T10:00:00.000Z","status":"joined","left_at":null,"user_id":"alice"},{"role":"member","joined_at":"2026-11-25T10:00:01.000Z","status":"accepted","left_at":null,"user_id":"bob"}],"end_time":"2026-11-26T10:00:00.000Z","_conns":{"bob":["b1"],"alice":["a1"]},"created_at":"2026-11-25T10:00:00.000Z","_answered":true,"meeting_id":"call_1","version":3,"title":"","allow_external":false,"updated_at":"2026-11-25T10:00:01.000Z","start_time":"2026-11-25T10:00:00.000Z","started_at":"2026-11-25T10:00:00.000Z","active_count":2}`,
+		"cjson ringing": `{"meeting_id":"c","participants":[{"user_id":"bob","role":"member","status":"ringing","joined_at":null,"left_at":null,"_ring_deadline":"2026-11-25T10:01:00.000Z"}],"version":2}`,
+		"cjson raw":     `{"meeting_id":"m","title":"\ufffd","_raw":{"title":"\/w==","description":"+\/8="},"description":"\ufffd\ufffd","version":1}`,
+		"reminded":      `{"meeting_id":"m","_reminded":{"15":true,"0":false},"status":"scheduled"}`,
+		"escapes":       `{"meeting_id":"a\"b\\c\/d\u00e9\ud83d\ude00","title":"line\nbreak\ttab","created_by":"é"}`,
+		"white space":   " \t\r\n{ \"meeting_id\" : \"x\" , \"participants\" : [ ] , \"_conns\" : { \"u\" : [ ] } , \"version\" : -7 } \n",
+		"empty":         `{}`,
+		"nulls":         `{"meeting_id":null,"participants":null,"_conns":null,"_reminded":null,"_raw":null,"started_at":null,"start_time":null,"version":null,"_answered":null}`,
+		"empty times":   `{"started_at":"","start_time":"","participants":[{"user_id":"u","joined_at":""}]}`,
+		"other times":   `{"start_time":"2026-11-25T11:00:00+01:00","end_time":"2026-11-25T10:00:00.123456789Z","started_at":"2024-02-29T23:59:59.999Z"}`,
+
+		// What the fast path leaves to encoding/json.
+		"bad date":            `{"start_time":"2026-02-29T10:00:00.000Z"}`,
+		"bad hour":            `{"start_time":"2026-02-20T24:00:00.000Z"}`,
+		"not a time":          `{"start_time":5}`,
+		"float version":       `{"version":1e+14}`,
+		"leading zero":        `{"version":01}`,
+		"unknown key":         `{"meeting_id":"x","extra":[1,{"a":null}]}`,
+		"case folded key":     `{"Meeting_ID":"x"}`,
+		"repeated key":        `{"meeting_id":"x","meeting_id":"y"}`,
+		"escaped key":         `{"meeting\u005fid":"x"}`,
+		"invalid utf8":        "{\"title\":\"a\xffb\"}",
+		"bad type":            `{"title":true,"version":2}`,
+		"empty object list":   `{"participants":{}}`,
+		"null participant":    `{"participants":[null]}`,
+		"null conn list":      `{"_conns":{"u":null}}`,
+		"null reminder":       `{"_reminded":{"15":null}}`,
+		"bad raw":             `{"title":"x","_raw":{"title":"%%%"}}`,
+		"trailing":            `{"meeting_id":"x"}x`,
+		"trailing nul":        "{\"meeting_id\":\"x\"}\x00",
+		"truncated":           `{"meeting_id":"x"`,
+		"control in string":   "{\"title\":\"a\nb\"}",
+		"bad escape":          `{"title":"a\qb"}`,
+		"array":               `[]`,
+		"literal":             `nullx`,
+		"true prefix":         `{"_answered":truex}`,
+		"participant unknown": `{"participants":[{"user_id":"u","x":1}]}`,
+		"participant repeat":  `{"participants":[{"user_id":"u","user_id":"v"}]}`,
+	}
+	full := &state.Meeting{
+		ID: "mtg_1", IsInstantCall: false, Title: "Weekly <sync> & \u2028 \"plan\"", Description: "a\xffb",
+		StartTime: state.At(t0), EndTime: state.At(t0.Add(time.Hour)), AllowExternal: true, CreatedBy: "alice",
+		Status: state.StatusLive, StartedAt: state.TimePtr(t0.Add(time.Minute)), CreatedAt: state.At(t0),
+		UpdatedAt: state.At(t0.Add(2 * time.Minute)), ActiveCount: 2, Version: 12,
+		Participants: []state.Participant{
+			{UserID: "alice", Role: state.RoleOwner, Status: state.PartJoined, JoinedAt: state.TimePtr(t0)},
+			{UserID: "bob", Role: state.RoleMember, Status: state.PartRinging, RingDeadline: state.TimePtr(t0.Add(time.Minute))},
+			{UserID: "carol", Role: state.RoleMember, Status: state.PartLeft, JoinedAt: state.TimePtr(t0), LeftAt: state.TimePtr(t0.Add(time.Second))},
+		},
+		Conns:    map[string][]string{"alice": {"a1", "a2"}, "dave": {}},
+		Answered: true,
+		Reminded: map[string]bool{"15": true},
+	}
+	b, err := encodeMeeting(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs["go encoder"] = string(b)
+	b, err = encodeMeeting(&state.Meeting{ID: "bare"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs["go encoder, zero"] = string(b)
+	return docs
+}
+
+// TestParseMeetingMatchesEncodingJSON: whatever the fast path decides, it
+// decides as encoding/json does; what it does not decide falls back.
+func TestParseMeetingMatchesEncodingJSON(t *testing.T) {
+	for name, doc := range meetingDocs(t) {
+		t.Run(name, func(t *testing.T) {
+			checkDecode(t, doc)
+		})
+	}
+	// The documents the store writes all take the fast path.
+	for _, name := range []string{"cjson call", "cjson ringing", "cjson raw", "go encoder", "go encoder, zero"} {
+		if _, _, ok := parseMeeting(meetingDocs(t)[name]); !ok {
+			t.Errorf("%s: took the slow path", name)
+		}
+	}
+}
+
+func checkDecode(t *testing.T, doc string) {
+	t.Helper()
+	want, wantErr := decodeMeetingJSON([]byte(doc))
+	got, gotErr := decodeMeeting(doc)
+	if (wantErr == nil) != (gotErr == nil) || (wantErr != nil && wantErr.Error() != gotErr.Error()) {
+		t.Fatalf("error %v, want %v", gotErr, wantErr)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded\n%#v\nwant\n%#v", got, want)
+	}
+}
+
+// FuzzDecodeMeeting: the fast path never disagrees with encoding/json.
+func FuzzDecodeMeeting(f *testing.F) {
+	for _, doc := range meetingDocs(f) {
+		f.Add(doc)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		if doc == "" || doc == "null" {
+			return
+		}
+		checkDecode(t, doc)
+	})
+}
+
+func BenchmarkDecodeMeeting(b *testing.B) {
+	call := meetingDocs(b)["cjson call"]
+	big := bigMeetingDoc(b)
+	b.Run("call", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeMeeting(call); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("call/encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeMeetingJSON([]byte(call)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("50-participants", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeMeeting(big); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("50-participants/encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeMeetingJSON([]byte(big)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func bigMeetingDoc(t testing.TB) string {
+	m := &state.Meeting{ID: "mtg_a", Title: "t", StartTime: state.At(t0), EndTime: state.At(t0.Add(time.Hour)),
+		CreatedBy: "alice", Status: state.StatusLive, StartedAt: state.TimePtr(t0), CreatedAt: state.At(t0),
+		UpdatedAt: state.At(t0), Version: 40, Conns: map[string][]string{}}
+	for i := range 50 {
+		u := "user" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		p := state.Participant{UserID: u, Role: state.RoleMember, Status: state.PartInvited}
+		if i%2 == 0 {
+			p.Status, p.JoinedAt = state.PartJoined, state.TimePtr(t0)
+			m.Conns[u] = []string{"c" + u}
+		}
+		m.Participants = append(m.Participants, p)
+	}
+	b, err := encodeMeeting(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
