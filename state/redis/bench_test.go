@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,26 +29,31 @@ func benchStore(b *testing.B) (*redis.Store, *redisMeter) {
 	return st, &redisMeter{b: b, c: c}
 }
 
-// redisMeter reports what the benchmark's operations cost Redis itself:
-// redis-cpu-µs/op is the server process's CPU time (user + sys, INFO cpu),
-// event loop and network included; redis-eval-µs/op is the time Redis spent
-// running scripts (EVALSHA and EVAL in INFO commandstats; the commands a
-// script calls are inside that time). Call start just before the loop and
-// report just after it.
+// redisMeter reports what the benchmark's operations cost in CPU, which
+// ns/op (mostly round-trip latency) does not tell: go-cpu-µs/op is the CPU
+// time of this process (user + sys, the client's side: encoding, decoding,
+// go-redis, the runtime); redis-cpu-µs/op is the server process's CPU time
+// (INFO cpu), event loop and network included; redis-eval-µs/op is the time
+// Redis spent running scripts (EVALSHA and EVAL in INFO commandstats; the
+// commands a script calls are inside that time). Call start just before the
+// loop and report just after it.
 type redisMeter struct {
-	b   *testing.B
-	c   *goredis.Client
-	cpu float64
+	b      *testing.B
+	c      *goredis.Client
+	cpu    float64
+	goUsed time.Duration
 }
 
 func (m *redisMeter) start() {
 	m.b.Helper()
 	must(m.b, m.c.ConfigResetStat(context.Background()).Err())
 	m.cpu = m.cpuSeconds()
+	m.goUsed = processCPU(m.b)
 }
 
 func (m *redisMeter) report() {
 	m.b.Helper()
+	goUsed := processCPU(m.b) - m.goUsed
 	cpu := m.cpuSeconds() - m.cpu
 	info, err := m.c.Info(context.Background(), "commandstats").Result()
 	must(m.b, err)
@@ -66,8 +72,16 @@ func (m *redisMeter) report() {
 		}
 	}
 	n := float64(m.b.N)
+	m.b.ReportMetric(float64(goUsed.Microseconds())/n, "go-cpu-µs/op")
 	m.b.ReportMetric(cpu*1e6/n, "redis-cpu-µs/op")
 	m.b.ReportMetric(eval/n, "redis-eval-µs/op")
+}
+
+// processCPU is the CPU time this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	must(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // cpuSeconds is the CPU time the server process has used.
