@@ -9,10 +9,11 @@
 // writes and answers what changed, so Lua's atomicity is the transition's.
 // Scripts are called by SHA (EVALSHA, falling back to EVAL, which caches the
 // script, after a NOSCRIPT); Store.Preload loads them all at start-up. A
-// script answers a pair: small JSON flags (what changed, or the error code of
-// a refusal) and the document concerned exactly as stored, so a document is
-// encoded once per change, not at all when nothing changed, and decoded once
-// in Go.
+// script answers a pair: its flags (what changed, or the error code of a
+// refusal) as a flat array of names and values, which needs no JSON on
+// either side, and the document concerned exactly as stored, so a document
+// is encoded once per change, not at all when nothing changed, and decoded
+// once in Go.
 //
 // A script touches the keys of one hash slot only, so the same scripts run
 // on Redis Cluster. Secondary indexes that live in other slots (a user's
