@@ -2,6 +2,8 @@ package redis
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -546,4 +548,151 @@ func (p *jsonScan) stringMap() (map[string]string, bool) {
 		return ok
 	})
 	return out, ok
+}
+
+// appendMeeting appends the stored form of m with its _raw, byte for byte
+// what encoding/json writes for storedMeeting (the tests hold it to that):
+// fields in declaration order, omitempty as tagged, map keys sorted, HTML
+// characters escaped. A string with anything to escape is written by
+// encoding/json itself.
+func appendMeeting(b []byte, m *state.Meeting, raw map[string]string) []byte {
+	b = append(b, `{"meeting_id":`...)
+	b = appendString(b, m.ID)
+	b = append(b, `,"is_instant_call":`...)
+	b = strconv.AppendBool(b, m.IsInstantCall)
+	b = append(b, `,"title":`...)
+	b = appendString(b, m.Title)
+	b = append(b, `,"description":`...)
+	b = appendString(b, m.Description)
+	b = append(b, `,"start_time":`...)
+	b = appendTime(b, m.StartTime)
+	b = append(b, `,"end_time":`...)
+	b = appendTime(b, m.EndTime)
+	b = append(b, `,"allow_external":`...)
+	b = strconv.AppendBool(b, m.AllowExternal)
+	b = append(b, `,"created_by":`...)
+	b = appendString(b, m.CreatedBy)
+	b = append(b, `,"status":`...)
+	b = appendString(b, m.Status)
+	b = append(b, `,"started_at":`...)
+	b = appendTimePtr(b, m.StartedAt)
+	b = append(b, `,"ended_at":`...)
+	b = appendTimePtr(b, m.EndedAt)
+	b = append(b, `,"created_at":`...)
+	b = appendTime(b, m.CreatedAt)
+	b = append(b, `,"updated_at":`...)
+	b = appendTime(b, m.UpdatedAt)
+	b = append(b, `,"participants":`...)
+	if m.Participants == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, p := range m.Participants {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"user_id":`...)
+			b = appendString(b, p.UserID)
+			b = append(b, `,"role":`...)
+			b = appendString(b, p.Role)
+			b = append(b, `,"status":`...)
+			b = appendString(b, p.Status)
+			b = append(b, `,"joined_at":`...)
+			b = appendTimePtr(b, p.JoinedAt)
+			b = append(b, `,"left_at":`...)
+			b = appendTimePtr(b, p.LeftAt)
+			if p.RingDeadline != nil {
+				b = append(b, `,"_ring_deadline":`...)
+				b = appendTimePtr(b, p.RingDeadline)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"active_count":`...)
+	b = strconv.AppendInt(b, int64(m.ActiveCount), 10)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, m.Version, 10)
+	if len(m.Conns) > 0 {
+		b = append(b, `,"_conns":{`...)
+		for i, u := range slices.Sorted(maps.Keys(m.Conns)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, u)
+			b = append(b, ':')
+			list := m.Conns[u]
+			if list == nil {
+				b = append(b, "null"...)
+				continue
+			}
+			b = append(b, '[')
+			for j, c := range list {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, c)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	if m.Answered {
+		b = append(b, `,"_answered":true`...)
+	}
+	if len(m.Reminded) > 0 {
+		b = append(b, `,"_reminded":{`...)
+		for i, k := range slices.Sorted(maps.Keys(m.Reminded)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			b = strconv.AppendBool(b, m.Reminded[k])
+		}
+		b = append(b, '}')
+	}
+	if len(raw) > 0 {
+		b = append(b, `,"_raw":{`...)
+		for i, k := range slices.Sorted(maps.Keys(raw)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			b = appendString(b, raw[k])
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string; one with anything to escape is
+// left to encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+func appendTime(b []byte, t state.Time) []byte {
+	if t.IsZero() {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, state.TimeLayout)
+	return append(b, '"')
+}
+
+func appendTimePtr(b []byte, t *state.Time) []byte {
+	if t == nil {
+		return append(b, "null"...)
+	}
+	return appendTime(b, *t)
 }

@@ -69,12 +69,12 @@ func meetingDocs(t testing.TB) map[string]string {
 		Answered: true,
 		Reminded: map[string]bool{"15": true},
 	}
-	b, err := encodeMeeting(full)
+	b, err := encodeMeetingJSON(full)
 	if err != nil {
 		t.Fatal(err)
 	}
 	docs["go encoder"] = string(b)
-	b, err = encodeMeeting(&state.Meeting{ID: "bare"})
+	b, err = encodeMeetingJSON(&state.Meeting{ID: "bare"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +161,14 @@ func BenchmarkDecodeMeeting(b *testing.B) {
 }
 
 func bigMeetingDoc(t testing.TB) string {
+	b, err := encodeMeetingJSON(bigMeeting())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func bigMeeting() *state.Meeting {
 	m := &state.Meeting{ID: "mtg_a", Title: "t", StartTime: state.At(t0), EndTime: state.At(t0.Add(time.Hour)),
 		CreatedBy: "alice", Status: state.StatusLive, StartedAt: state.TimePtr(t0), CreatedAt: state.At(t0),
 		UpdatedAt: state.At(t0), Version: 40, Conns: map[string][]string{}}
@@ -173,9 +181,113 @@ func bigMeetingDoc(t testing.TB) string {
 		}
 		m.Participants = append(m.Participants, p)
 	}
-	b, err := encodeMeeting(m)
+	return m
+}
+
+// encodeCases are meetings with every field shape the encoder meets.
+func encodeCases() map[string]*state.Meeting {
+	full := &state.Meeting{
+		ID: "mtg_1", Title: "Weekly <sync> & \u2028 \"plan\" \\ \x01\b\f\n\r\t é", Description: "a\xffb",
+		StartTime: state.At(t0), EndTime: state.At(t0.Add(time.Hour)), AllowExternal: true, CreatedBy: "alice",
+		Status: state.StatusLive, StartedAt: state.TimePtr(t0.Add(time.Minute)), EndedAt: &state.Time{},
+		CreatedAt: state.At(t0), UpdatedAt: state.At(t0.Add(2 * time.Minute)), ActiveCount: -2, Version: 1 << 60,
+		Participants: []state.Participant{
+			{UserID: "alice", Role: state.RoleOwner, Status: state.PartJoined, JoinedAt: state.TimePtr(t0)},
+			{UserID: "b<o>b", Role: state.RoleMember, Status: state.PartRinging, RingDeadline: state.TimePtr(t0.Add(time.Minute))},
+			{UserID: "\u2029", RingDeadline: &state.Time{}},
+		},
+		Conns:    map[string][]string{"alice": {"a1", "a&2"}, "dave": {}, "erin": nil, "": {""}},
+		Answered: true,
+		Reminded: map[string]bool{"15": true, "0": false},
+	}
+	sub := full.Clone()
+	sub.StartTime = state.Time{Time: t0.Add(1234567 * time.Nanosecond).In(time.FixedZone("x", 3600))}
+	sub.Title, sub.Description = "ok", "\xc3"
+	return map[string]*state.Meeting{
+		"full":              full,
+		"zero":              {},
+		"empty lists":       {Participants: []state.Participant{}, Conns: map[string][]string{}, Reminded: map[string]bool{}},
+		"sub-ms and zone":   sub,
+		"invalid title":     {ID: "x", Title: "\xff\xfe"},
+		"call":              meetingDocsCall(),
+		"big":               bigMeeting(),
+		"unicode":           {ID: "ü", Title: "日本語", CreatedBy: "\U0001F600"},
+		"control and quote": {ID: "\x7f\"", Status: "\x00"},
+	}
+}
+
+func meetingDocsCall() *state.Meeting {
+	m, err := decodeMeeting(`{"description":"","is_instant_call":true,"created_by":"alice","ended_at":null,"status":"live","participants":[{"role":"owner","joined_at":"2026-11-25T10:00:00.000Z","status":"joined","left_at":null,"user_id":"alice"},{"role":"member","joined_at":null,"status":"invited","left_at":null,"user_id":"bob"}],"end_time":"2026-11-26T10:00:00.000Z","_conns":{"alice":["a1"]},"created_at":"2026-11-25T10:00:00.000Z","meeting_id":"call_1","version":1,"title":"","allow_external":false,"updated_at":"2026-11-25T10:00:00.000Z","start_time":"2026-11-25T10:00:00.000Z","started_at":"2026-11-25T10:00:00.000Z","active_count":1}`)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// TestEncodeMeetingMatchesEncodingJSON: the stored bytes are encoding/json's.
+func TestEncodeMeetingMatchesEncodingJSON(t *testing.T) {
+	for name, m := range encodeCases() {
+		t.Run(name, func(t *testing.T) {
+			checkEncode(t, m)
+		})
+	}
+}
+
+func checkEncode(t *testing.T, m *state.Meeting) {
+	t.Helper()
+	want, err := encodeMeetingJSON(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	got, err := encodeMeeting(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("encoded\n%s\nwant\n%s", got, want)
+	}
+}
+
+// FuzzEncodeMeeting: any strings, in every place a string goes.
+func FuzzEncodeMeeting(f *testing.F) {
+	f.Add("t", "d", "u", "c", "k", int64(0))
+	f.Add("<&>", "\xff", "\u2028", "\x00", "é", int64(-1))
+	f.Fuzz(func(t *testing.T, title, desc, user, conn, key string, n int64) {
+		m := meetingDocsCall()
+		m.Title, m.Description, m.CreatedBy, m.Status = title, desc, user, key
+		m.Version, m.ActiveCount = n, int(n)
+		m.Participants = append(m.Participants, state.Participant{UserID: user, Role: key, Status: conn})
+		m.Conns[user] = []string{conn, key}
+		m.Reminded = map[string]bool{key: true, title: false}
+		checkEncode(t, m)
+		checkDecode(t, string(must(encodeMeeting(m))))
+	})
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func BenchmarkEncodeMeeting(b *testing.B) {
+	for name, m := range map[string]*state.Meeting{"call": meetingDocsCall(), "50-participants": bigMeeting()} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := encodeMeeting(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/encoding-json", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := encodeMeetingJSON(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -60,6 +60,17 @@ type storedMeeting struct {
 }
 
 func encodeMeeting(m *state.Meeting) ([]byte, error) {
+	var raw map[string]string
+	if !utf8.ValidString(m.Title) || !utf8.ValidString(m.Description) {
+		raw = rawOf(map[string]string{"title": m.Title, "description": m.Description})
+	}
+	size := 512 + len(m.Title) + len(m.Description) + 160*len(m.Participants) + 40*len(m.Conns)
+	return appendMeeting(make([]byte, 0, size), m, raw), nil
+}
+
+// encodeMeetingJSON is encodeMeeting by encoding/json, the reference that
+// appendMeeting follows.
+func encodeMeetingJSON(m *state.Meeting) ([]byte, error) {
 	return json.Marshal(storedMeeting{Meeting: m,
 		Raw: rawOf(map[string]string{"title": m.Title, "description": m.Description})})
 }
