@@ -1,6 +1,10 @@
 -- prelude.lua: helpers shared by every Switchboard script. The Go side
--- prepends this file to each script before loading it, so every script is
--- one self-contained EVAL that touches the keys of one hash slot.
+-- prepends to each script the definitions of this file that it uses
+-- (scripts.go), so every script is one self-contained EVAL that touches the
+-- keys of one hash slot. The file is cut at its top-level definitions:
+-- "local NAME = ..." on one line, or "local function NAME(...)" up to a
+-- line that is "end" alone; a definition may use only earlier ones; nothing
+-- else but comments stands at the top level.
 --
 -- Conventions:
 --   * Times are TimeLayout strings ("2006-01-02T15:04:05.000Z"); they sort in
