@@ -49,7 +49,11 @@
 // package state types (internal fields included) and edited by Lua's cjson.
 // cjson encodes an empty table as {}, so the scripts never leave an empty
 // table where Go expects an array (an empty list is dropped). A session's
-// opaque keys are stored as a JSON string that Lua never parses.
+// opaque keys are stored as a JSON string that Lua never parses. Meetings,
+// which nearly every transition answers, are encoded and decoded in Go by
+// hand (meetingjson.go), as encoding/json would: the same bytes out, the
+// same values in, and encoding/json itself for any shape the decoder does
+// not know.
 //
 // # Keys
 //
