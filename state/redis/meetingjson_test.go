@@ -291,3 +291,25 @@ func BenchmarkEncodeMeeting(b *testing.B) {
 		})
 	}
 }
+
+// TestCodecKnowsEveryField fails when state.Meeting or state.Participant
+// gains (or loses) a field: appendMeeting and parseMeeting must learn it,
+// or the encoder would drop it (the decoder would only fall back).
+func TestCodecKnowsEveryField(t *testing.T) {
+	known := map[reflect.Type][]string{
+		reflect.TypeFor[state.Meeting](): {"meeting_id", "is_instant_call", "title", "description", "start_time",
+			"end_time", "allow_external", "created_by", "status", "started_at", "ended_at", "created_at",
+			"updated_at", "participants", "active_count", "version", "_conns,omitempty", "_answered,omitempty",
+			"_reminded,omitempty"},
+		reflect.TypeFor[state.Participant](): {"user_id", "role", "status", "joined_at", "left_at", "_ring_deadline,omitempty"},
+	}
+	for typ, want := range known {
+		var got []string
+		for i := range typ.NumField() {
+			got = append(got, typ.Field(i).Tag.Get("json"))
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s has the JSON fields %q; appendMeeting and parseMeeting know %q", typ, got, want)
+		}
+	}
+}
