@@ -50,10 +50,10 @@
 // cjson encodes an empty table as {}, so the scripts never leave an empty
 // table where Go expects an array (an empty list is dropped). A session's
 // opaque keys are stored as a JSON string that Lua never parses. Meetings,
-// which nearly every transition answers, are encoded and decoded in Go by
-// hand (meetingjson.go), as encoding/json would: the same bytes out, the
-// same values in, and encoding/json itself for any shape the decoder does
-// not know.
+// which nearly every transition answers, are encoded and decoded in Go with
+// github.com/goccy/go-json, a drop-in for encoding/json three times faster
+// at decoding them; the tests hold it to encoding/json's results, so nodes
+// built with either read each other's documents.
 //
 // # Keys
 //

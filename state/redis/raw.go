@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/switchboard/switchboard/state"
 )
 
@@ -59,40 +61,23 @@ type storedMeeting struct {
 	Raw map[string]string `json:"_raw,omitempty"`
 }
 
+// encodeMeeting and decodeMeeting use github.com/goccy/go-json, a drop-in
+// for encoding/json that decodes a call's document about three times as
+// fast (every transition answers one): same field names, same shapes, so
+// nodes of either encoder read each other's documents
+// (TestMeetingCodecAgreesWithEncodingJSON).
 func encodeMeeting(m *state.Meeting) ([]byte, error) {
-	var raw map[string]string
-	if !utf8.ValidString(m.Title) || !utf8.ValidString(m.Description) {
-		raw = rawOf(map[string]string{"title": m.Title, "description": m.Description})
-	}
-	size := 512 + len(m.Title) + len(m.Description) + 160*len(m.Participants) + 40*len(m.Conns)
-	return appendMeeting(make([]byte, 0, size), m, raw), nil
-}
-
-// encodeMeetingJSON is encodeMeeting by encoding/json, the reference that
-// appendMeeting follows.
-func encodeMeetingJSON(m *state.Meeting) ([]byte, error) {
-	return json.Marshal(storedMeeting{Meeting: m,
+	return gojson.Marshal(storedMeeting{Meeting: m,
 		Raw: rawOf(map[string]string{"title": m.Title, "description": m.Description})})
 }
 
-// decodeMeeting decodes a stored meeting; "null" or nothing is nil. The
-// meeting's strings may share the memory of doc.
+// decodeMeeting decodes a stored meeting; "null" or nothing is nil.
 func decodeMeeting(doc string) (*state.Meeting, error) {
 	if len(doc) == 0 || doc == "null" {
 		return nil, nil
 	}
-	m, raw, ok := parseMeeting(doc)
-	if !ok {
-		return decodeMeetingJSON([]byte(doc))
-	}
-	return restoreMeeting(m, raw)
-}
-
-// decodeMeetingJSON decodes a stored meeting with encoding/json: the
-// reference that parseMeeting follows, and its fallback.
-func decodeMeetingJSON(b []byte) (*state.Meeting, error) {
 	d := storedMeeting{Meeting: &state.Meeting{}}
-	if err := json.Unmarshal(b, &d); err != nil {
+	if err := gojson.Unmarshal([]byte(doc), &d); err != nil {
 		return nil, fmt.Errorf("redis: decode meeting: %w", err)
 	}
 	return restoreMeeting(d.Meeting, d.Raw)
