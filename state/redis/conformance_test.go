@@ -23,6 +23,22 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceRESP2 runs the state suite through a client that speaks
+// RESP2 (the others speak go-redis's default, RESP3): the scripts' answers
+// are Lua values that Redis converts by the client's protocol.
+func TestConformanceRESP2(t *testing.T) {
+	srv := redistest.Start(t)
+	statetest.Run(t, func(t *testing.T) state.Store {
+		c := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), Protocol: 2, ContextTimeoutEnabled: true})
+		if err := c.FlushAll(context.Background()).Err(); err != nil {
+			t.Fatalf("FLUSHALL: %v", err)
+		}
+		st := redis.New(c, redis.Options{CloseClient: true})
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	})
+}
+
 // TestConformanceCluster runs the state suite on a three-master Redis
 // Cluster, every master flushed before every subtest.
 func TestConformanceCluster(t *testing.T) {

@@ -52,14 +52,14 @@ func (s *meetings) Create(ctx context.Context, m *state.Meeting, retention time.
 
 // Get implements state.Meetings.
 func (s *meetings) Get(ctx context.Context, id string) (*state.Meeting, error) {
-	b, err := s.c.Get(ctx, s.keys.meeting(id)).Bytes()
+	doc, err := s.c.Get(ctx, s.keys.meeting(id)).Result()
 	if errors.Is(err, goredis.Nil) {
 		return nil, fmt.Errorf("redis get meeting %s: %w", id, state.ErrNotFound)
 	}
 	if err != nil {
 		return nil, s.st().fail("get meeting", err)
 	}
-	return decodeMeeting(b)
+	return decodeMeeting(doc)
 }
 
 // ListForUser implements state.Meetings (a limit of 0 or less is no limit;
@@ -92,7 +92,7 @@ func (s *meetings) ListForUser(ctx context.Context, user string, upcoming bool, 
 		nowT  = state.At(now)
 	)
 	for i, g := range gets {
-		b, err := g.Bytes()
+		doc, err := g.Result()
 		if errors.Is(err, goredis.Nil) {
 			stale = append(stale, ids[i])
 			continue
@@ -100,7 +100,7 @@ func (s *meetings) ListForUser(ctx context.Context, user string, upcoming bool, 
 		if err != nil {
 			return nil, s.st().fail("list meetings", err)
 		}
-		m, err := decodeMeeting(b)
+		m, err := decodeMeeting(doc)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/switchboard/switchboard/state"
 )
 
@@ -59,27 +61,37 @@ type storedMeeting struct {
 	Raw map[string]string `json:"_raw,omitempty"`
 }
 
+// encodeMeeting and decodeMeeting use github.com/goccy/go-json, a drop-in
+// for encoding/json that decodes a call's document about three times as
+// fast (every transition answers one): same field names, same shapes, so
+// nodes of either encoder read each other's documents
+// (TestMeetingCodecAgreesWithEncodingJSON).
 func encodeMeeting(m *state.Meeting) ([]byte, error) {
-	return json.Marshal(storedMeeting{Meeting: m,
+	return gojson.Marshal(storedMeeting{Meeting: m,
 		Raw: rawOf(map[string]string{"title": m.Title, "description": m.Description})})
 }
 
 // decodeMeeting decodes a stored meeting; "null" or nothing is nil.
-func decodeMeeting(b []byte) (*state.Meeting, error) {
-	if len(b) == 0 || string(b) == "null" {
+func decodeMeeting(doc string) (*state.Meeting, error) {
+	if len(doc) == 0 || doc == "null" {
 		return nil, nil
 	}
 	d := storedMeeting{Meeting: &state.Meeting{}}
-	if err := json.Unmarshal(b, &d); err != nil {
+	if err := gojson.Unmarshal([]byte(doc), &d); err != nil {
 		return nil, fmt.Errorf("redis: decode meeting: %w", err)
 	}
-	if err := restore(d.Raw, "title", &d.Title); err != nil {
+	return restoreMeeting(d.Meeting, d.Raw)
+}
+
+// restoreMeeting puts back the opaque fields recorded in raw.
+func restoreMeeting(m *state.Meeting, raw map[string]string) (*state.Meeting, error) {
+	if err := restore(raw, "title", &m.Title); err != nil {
 		return nil, err
 	}
-	if err := restore(d.Raw, "description", &d.Description); err != nil {
+	if err := restore(raw, "description", &m.Description); err != nil {
 		return nil, err
 	}
-	return d.Meeting, nil
+	return m, nil
 }
 
 // storedSession is the stored form of a session. Keys is opaque client data

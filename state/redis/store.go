@@ -233,36 +233,140 @@ func (s *Store) indexMeeting(ctx context.Context, p goredis.Pipeliner, id string
 // that concern it (E when the transition was refused), and the document the
 // transition concerns, decoded into Meeting, Session or Link.
 type reply struct {
-	E      string `json:"e"`
-	Detail string `json:"detail"`
+	E      string // e
+	Detail string // detail
 
-	Already     bool     `json:"already"`
-	UserJoined  bool     `json:"user_joined"`
-	FirstJoined bool     `json:"first_joined"`
-	Started     bool     `json:"started"`
-	UserLeft    bool     `json:"user_left"`
-	Ended       bool     `json:"ended"`
-	Deleted     bool     `json:"deleted"`
-	Reason      string   `json:"reason"`
-	Users       []string `json:"users"`
-	First       bool     `json:"first"`
-	Grew        bool     `json:"grew"`
-	PTTL        float64  `json:"pttl"` // ms; cjson may write it with an exponent
+	Already     bool     // already
+	UserJoined  bool     // user_joined
+	FirstJoined bool     // first_joined
+	Started     bool     // started
+	UserLeft    bool     // user_left
+	Ended       bool     // ended
+	Deleted     bool     // deleted
+	Reason      string   // reason
+	Users       []string // users
+	First       bool     // first
+	Grew        bool     // grew
+	PTTL        int64    // pttl, ms
 
-	Changed bool `json:"changed"`
-	Last    bool `json:"last"`
+	Changed bool // changed
+	Last    bool // last
 
-	From     string   `json:"from"`
-	To       string   `json:"to"`
-	Meetings []string `json:"meetings"`
+	From     string   // from
+	To       string   // to
+	Meetings []string // meetings
 
-	Lost bool `json:"lost"`
+	Lost bool // lost
 
-	// The document, as stored, and decoded by the caller's kind.
-	Doc     []byte         `json:"-"`
-	Meeting *state.Meeting `json:"-"`
-	Session *state.Session `json:"-"`
-	Link    *state.Link    `json:"-"`
+	// The document, decoded by the caller's kind.
+	Meeting *state.Meeting
+	Session *state.Session
+	Link    *state.Link
+}
+
+// flags reads the flags of a script's answer: a flat array of names and
+// values as Redis converts them from Lua (see reply in lua/prelude.lua):
+// true is 1 (a boolean only in a script that chose RESP3), false is left
+// out, a number is an integer, a list of strings an array. Names the reply
+// does not know are ignored.
+func (r *reply) flags(fs []any) error {
+	if len(fs)%2 != 0 {
+		return fmt.Errorf("odd flags %q", fs)
+	}
+	for i := 0; i < len(fs); i += 2 {
+		name, ok := fs[i].(string)
+		if !ok {
+			return fmt.Errorf("flag name %T", fs[i])
+		}
+		v := fs[i+1]
+		var err error
+		switch name {
+		case "e":
+			r.E, err = flagString(name, v)
+		case "detail":
+			r.Detail, err = flagString(name, v)
+		case "reason":
+			r.Reason, err = flagString(name, v)
+		case "from":
+			r.From, err = flagString(name, v)
+		case "to":
+			r.To, err = flagString(name, v)
+		case "users":
+			r.Users, err = flagStrings(name, v)
+		case "meetings":
+			r.Meetings, err = flagStrings(name, v)
+		case "pttl":
+			r.PTTL, err = flagInt(name, v)
+		case "already":
+			r.Already, err = flagBool(name, v)
+		case "user_joined":
+			r.UserJoined, err = flagBool(name, v)
+		case "first_joined":
+			r.FirstJoined, err = flagBool(name, v)
+		case "started":
+			r.Started, err = flagBool(name, v)
+		case "user_left":
+			r.UserLeft, err = flagBool(name, v)
+		case "ended":
+			r.Ended, err = flagBool(name, v)
+		case "deleted":
+			r.Deleted, err = flagBool(name, v)
+		case "first":
+			r.First, err = flagBool(name, v)
+		case "grew":
+			r.Grew, err = flagBool(name, v)
+		case "changed":
+			r.Changed, err = flagBool(name, v)
+		case "last":
+			r.Last, err = flagBool(name, v)
+		case "lost":
+			r.Lost, err = flagBool(name, v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func flagString(name string, v any) (string, error) {
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("flag %s: %T, want a string", name, v)
+	}
+	return s, nil
+}
+
+func flagInt(name string, v any) (int64, error) {
+	n, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Errorf("flag %s: %T, want an integer", name, v)
+	}
+	return n, nil
+}
+
+func flagBool(name string, v any) (bool, error) {
+	if b, ok := v.(bool); ok {
+		return b, nil // RESP3, for a script that chose it (redis.setresp)
+	}
+	n, err := flagInt(name, v)
+	return n != 0, err
+}
+
+func flagStrings(name string, v any) ([]string, error) {
+	vs, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("flag %s: %T, want an array", name, v)
+	}
+	out := make([]string, len(vs))
+	for i, x := range vs {
+		s, ok := x.(string)
+		if !ok {
+			return nil, fmt.Errorf("flag %s: element %T, want a string", name, x)
+		}
+		out[i] = s
+	}
+	return out, nil
 }
 
 // docKind says what the document of a script's answer is.
@@ -308,24 +412,23 @@ func (s *Store) decode(op string, kind docKind, v any, err error) (*reply, error
 	if !ok || len(pair) != 2 {
 		return nil, fmt.Errorf("redis %s: unexpected script reply %T", op, v)
 	}
-	flags, ok := pair[0].(string)
+	flags, ok := pair[0].([]any)
 	if !ok {
 		return nil, fmt.Errorf("redis %s: unexpected script flags %T", op, pair[0])
 	}
 	var r reply
-	if err := json.Unmarshal([]byte(flags), &r); err != nil {
+	if err := r.flags(flags); err != nil {
 		return nil, fmt.Errorf("redis %s: decode script reply: %w", op, err)
 	}
 	if doc, ok := pair[1].(string); ok {
-		r.Doc = []byte(doc)
 		switch kind {
 		case meetingDoc:
-			r.Meeting, err = decodeMeeting(r.Doc)
+			r.Meeting, err = decodeMeeting(doc)
 		case sessionDoc:
-			r.Session, err = decodeSession(r.Doc)
+			r.Session, err = decodeSession([]byte(doc))
 		case linkDoc:
 			r.Link = new(state.Link)
-			err = json.Unmarshal(r.Doc, r.Link)
+			err = json.Unmarshal([]byte(doc), r.Link)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("redis %s: %w", op, err)

@@ -1,17 +1,21 @@
 -- prelude.lua: helpers shared by every Switchboard script. The Go side
--- prepends this file to each script before loading it, so every script is
--- one self-contained EVAL that touches the keys of one hash slot.
+-- prepends to each script the definitions of this file that it uses
+-- (scripts.go), so every script is one self-contained EVAL that touches the
+-- keys of one hash slot. The file is cut at its top-level definitions:
+-- "local NAME = ..." on one line, or "local function NAME(...)" up to a
+-- line that is "end" alone; a definition may use only earlier ones; nothing
+-- else but comments stands at the top level.
 --
 -- Conventions:
 --   * Times are TimeLayout strings ("2006-01-02T15:04:05.000Z"); they sort in
 --     time order, so scripts compare them as strings. Durations and
 --     deadlines used for TTLs are Unix milliseconds passed by Go.
 --   * The clock is never read here: "now" always comes from ARGV.
---   * A script answers a pair: a small JSON object of flags, and the JSON of
---     the document the transition concerns (meeting, session or link) or
---     nil. The document is the very string stored when there is one, so it
---     is encoded once (or not at all when nothing changed). A refused
---     transition answers flags {"e": "<code>", "detail": "..."}; the Go side
+--   * A script answers a pair: its flags (see reply), and the JSON of the
+--     document the transition concerns (meeting, session or link) or nil.
+--     The document is the very string stored when there is one, so it is
+--     encoded once (or not at all when nothing changed). A refused
+--     transition answers the flags e = "<code>", detail = "..."; the Go side
 --     maps the code to an error of package state.
 --   * cjson encodes an empty Lua table as {}: a table that Go decodes as an
 --     array is dropped (set to nil) when empty, never stored as {}.
@@ -19,12 +23,22 @@
 local NULL = cjson.null
 
 -- reply answers flags t; its field m, s or l, if any, is the document: a
--- JSON string as stored, or a table to encode.
+-- JSON string as stored, or a table to encode. The flags go as a flat array
+-- of names and values, which Redis converts without a JSON encoding: a
+-- string stays a string, true becomes 1, a number an integer, a list of
+-- strings an array; false is left out (Go reads an absent flag as false).
 local function reply(t)
   local doc = t.m or t.s or t.l
   t.m, t.s, t.l = nil, nil, nil
   if type(doc) == 'table' then doc = cjson.encode(doc) end
-  return {cjson.encode(t), doc or false}
+  local flags, n = {}, 0
+  for k, v in pairs(t) do
+    if v ~= false then
+      flags[n + 1], flags[n + 2] = k, v
+      n = n + 2
+    end
+  end
+  return {flags, doc or false}
 end
 
 -- fail answers a refused transition with a domain error code.
