@@ -138,40 +138,23 @@ func FuzzDecodeMeeting(f *testing.F) {
 }
 
 func BenchmarkDecodeMeeting(b *testing.B) {
-	call := meetingDocs(b)["cjson call"]
-	big := bigMeetingDoc(b)
-	b.Run("call", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := decodeMeeting(call); err != nil {
-				b.Fatal(err)
-			}
+	docs := map[string]string{"call": meetingDocs(b)["cjson call"], "50-participants": bigMeetingDoc(b)}
+	decoders := map[string]func(string) (*state.Meeting, error){
+		"":               decodeMeeting,
+		"/encoding-json": func(doc string) (*state.Meeting, error) { return stdDecodeMeeting([]byte(doc)) },
+	}
+	for name, doc := range docs {
+		for suffix, decode := range decoders {
+			b.Run(name+suffix, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := decode(doc); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
-	})
-	b.Run("call/encoding-json", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := stdDecodeMeeting([]byte(call)); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("50-participants", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := decodeMeeting(big); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("50-participants/encoding-json", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := stdDecodeMeeting([]byte(big)); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	}
 }
 
 func bigMeetingDoc(t testing.TB) string {
