@@ -494,8 +494,11 @@ func (t *Transport) writeNow(bufs net.Buffers) (net.Buffers, error) {
 
 // flush is the flusher goroutine: it writes the queued batches in order,
 // with blocking writes, until the queue is empty or the transport closed.
-// A write error is reported (see fail) and ends the flusher: the engine
-// closes the transport.
+// It takes everything queued at once and writes it with one writev (as
+// many as the kernel needs), so a client that catches up costs a few
+// system calls, not one per frame; the bytes count against maxQueue until
+// they are written. A write error is reported (see fail) and ends the
+// flusher: the engine closes the transport.
 func (t *Transport) flush() {
 	for {
 		t.mu.Lock()
@@ -505,13 +508,20 @@ func (t *Transport) flush() {
 			t.mu.Unlock()
 			return
 		}
-		b := t.queue[0]
-		t.queue[0] = batch{}
-		t.queue = t.queue[1:]
-		t.queued -= b.size
+		batches := t.queue
+		t.queue = nil
 		t.mu.Unlock()
 
-		if _, err := b.bufs.WriteTo(t.nc); err != nil {
+		var bufs net.Buffers
+		size, drains := 0, 0
+		for _, b := range batches {
+			bufs = append(bufs, b.bufs...)
+			size += b.size
+			if b.drain {
+				drains++
+			}
+		}
+		if _, err := bufs.WriteTo(t.nc); err != nil {
 			t.stop()
 			t.mu.Lock()
 			t.writing = false
@@ -519,13 +529,18 @@ func (t *Transport) flush() {
 			t.fail(err)
 			return
 		}
-		if b.drain {
+		t.mu.Lock()
+		if !t.closed {
+			t.queued -= size
+		}
+		t.mu.Unlock()
+		for range drains {
 			t.emitDrain()
 		}
 	}
 }
 
-// Queued is the number of bytes waiting for the flusher: zero while the
+// Queued is the number of bytes queued and not yet written: zero while the
 // client keeps up.
 func (t *Transport) Queued() int {
 	t.mu.Lock()
