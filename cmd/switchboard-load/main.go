@@ -166,6 +166,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	fs.DurationVar(&cfg.DeliveryTimeout, "delivery-timeout", 0, "an expected delivery later than this counts as lost (default 5s)")
 	fs.DurationVar(&cfg.Quiet, "quiet", 0, "listening time after the last operation, for late duplicates (default 500ms)")
 	fs.DurationVar(&cfg.Talk, "talk", 0, "call: how long each call lasts between call:accepted and the leaves (default 0)")
+	fs.IntVar(&cfg.CookieBytes, "cookie-bytes", 0, "send browser headers with every handshake: a Cookie of this many bytes, User-Agent, Accept-Language, client hints (0: none)")
 	fs.IntVar(&cfg.Watchers, "watchers", 0, "presence: watcher connections, --devices per watcher user (default 50)")
 	fs.DurationVar(&cfg.Hold, "hold", 0, "presence: how long a churning device stays connected (default 1s)")
 	fs.DurationVar(&cfg.PresenceGrace, "presence-grace", 0, "presence: the servers' SWITCHBOARD_PRESENCE_GRACE (default 5s)")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -52,6 +53,8 @@ type DialOptions struct {
 	Handler Handler
 	// Tag is the caller's index for this connection, returned by Tag.
 	Tag int
+	// Header is sent with the websocket upgrade request.
+	Header http.Header
 }
 
 // ConnectError is a handshake refused by the server with a Socket.IO
@@ -186,7 +189,7 @@ func Dial(ctx context.Context, o DialOptions) (*Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	c := &Client{tag: o.Tag, handler: o.Handler, acks: map[int64]chan Ack{}, done: make(chan struct{}), Started: time.Now()}
-	ws, resp, err := dialer.DialContext(ctx, target, nil)
+	ws, resp, err := dialer.DialContext(ctx, target, o.Header)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -91,6 +92,10 @@ type Config struct {
 	// Talk (call) is how long a call lasts between call:accepted and the
 	// leaves.
 	Talk time.Duration
+	// CookieBytes, when positive, makes every handshake carry what a
+	// browser sends besides the protocol's headers: a Cookie of this many
+	// bytes, a User-Agent, Accept-Language and client hints.
+	CookieBytes int
 
 	// PresenceGrace (presence) is the server's grace before
 	// user_disconnected; the tool waits for it on top of DeliveryTimeout.
@@ -229,6 +234,9 @@ func (c *Config) Validate() error {
 	if c.Talk < 0 || c.Talk > MaxTimeout {
 		bad("--talk %v: between 0 and %v", c.Talk, MaxTimeout)
 	}
+	if c.CookieBytes < 0 || c.CookieBytes > 64<<10 {
+		bad("--cookie-bytes %d: between 0 and 65536", c.CookieBytes)
+	}
 	if c.Secret != "" && c.PrivateKeyFile != "" {
 		bad("give either --jwt-secret or --jwt-private-key, not both")
 	}
@@ -307,4 +315,21 @@ func (c *Config) runBudget() time.Duration {
 		b = MaxRun
 	}
 	return b
+}
+
+// handshakeHeader is the extra header of every handshake: nil, or what a
+// browser sends (CookieBytes).
+func (c Config) handshakeHeader() http.Header {
+	if c.CookieBytes <= 0 {
+		return nil
+	}
+	return http.Header{
+		"Cookie":             {"session=" + strings.Repeat("c", max(c.CookieBytes-len("session="), 0))},
+		"User-Agent":         {"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"},
+		"Accept-Language":    {"en-GB,en-US;q=0.9,en;q=0.8"},
+		"Sec-Ch-Ua":          {`"Chromium";v="131", "Not_A Brand";v="24"`},
+		"Sec-Ch-Ua-Mobile":   {"?0"},
+		"Sec-Ch-Ua-Platform": {`"Linux"`},
+		"Origin":             {"https://app.example"},
+	}
 }

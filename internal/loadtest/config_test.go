@@ -70,6 +70,7 @@ func TestValidateHardCaps(t *testing.T) {
 		{"call needs two users", func(c *Config) { c.Scenario = ScenarioCall; c.Conns = 3; c.Devices = 2 }, "two users"},
 		{"huge timeout", func(c *Config) { c.DeliveryTimeout = time.Hour }, "--delivery-timeout"},
 		{"huge talk", func(c *Config) { c.Talk = time.Hour }, "--talk"},
+		{"huge cookie", func(c *Config) { c.CookieBytes = 1 << 20 }, "--cookie-bytes"},
 		{"both keys", func(c *Config) { c.Secret = "s"; c.PrivateKeyFile = "k.pem" }, "either"},
 		{"no URL", func(c *Config) { c.URLs = nil }, "no node URL"},
 		{"bad pid", func(c *Config) { c.PIDs = []int{-1} }, "--pids"},

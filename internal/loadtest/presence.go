@@ -108,7 +108,7 @@ func (r *runner) presence(ctx context.Context) error {
 			return
 		}
 		st.connected.arm(time.Now())
-		c, err := Dial(ctx, DialOptions{URL: cfg.URLs[i%len(cfg.URLs)], Auth: a, Timeout: cfg.ConnectTimeout, Handler: r.counting})
+		c, err := Dial(ctx, DialOptions{URL: cfg.URLs[i%len(cfg.URLs)], Auth: a, Timeout: cfg.ConnectTimeout, Handler: r.counting, Header: cfg.handshakeHeader()})
 		if err != nil {
 			st.skip.Store(true)
 			release()

@@ -218,7 +218,7 @@ func (r *runner) connect(ctx context.Context, p *population, h Handler) ConnectR
 					firstErr.CompareAndSwap(nil, err.Error())
 					continue
 				}
-				c, err := Dial(ctx, DialOptions{URL: p.url(k), Auth: a, Timeout: r.cfg.ConnectTimeout, Handler: h, Tag: k})
+				c, err := Dial(ctx, DialOptions{URL: p.url(k), Auth: a, Timeout: r.cfg.ConnectTimeout, Handler: h, Tag: k, Header: r.cfg.handshakeHeader()})
 				if err != nil {
 					r.errs.Add(dialCode(err), 1)
 					failed.Add(1)

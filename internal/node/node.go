@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,7 +137,7 @@ func New(o Options) (*Node, error) {
 	}
 	n.API = api.New(api.Config{RequestTimeout: o.Gateway.RequestTimeout}, n.Service, o.Verifier, n.ready, n.Metrics.Registry, log)
 	sio := io.ServeHandler(nil)
-	n.API.Echo().Any("/socket.io/*", echo.WrapHandler(n.refuseNewWhileDraining(sio)))
+	n.API.Echo().Any("/socket.io/*", echo.WrapHandler(n.refuseNewWhileDraining(dropUnusedHeaders(sio))))
 	return n, nil
 }
 
@@ -153,6 +155,42 @@ func (n *Node) refuseNewWhileDraining(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// dropUnusedHeaders removes, before the socket.io library sees a request,
+// the headers that neither the library nor the gateway reads: cookies and
+// credentials (members authenticate with the token in the CONNECT payload)
+// and browser hints. The library keeps each connection's handshake request,
+// and copies of its headers, for the life of the connection: a browser's
+// cookies would cost every connection their size again, and a gateway that
+// does not use them should not hold them. What the library does read stays
+// (Origin, Host, Upgrade, Connection, Sec-WebSocket-*, Content-Type,
+// Content-Length, Accept-Encoding, User-Agent, X-Forwarded-*), in a new
+// header: net/textproto shares one array between the value lists of a
+// request's headers, which any header kept would otherwise keep whole,
+// cookies included.
+func dropUnusedHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kept := make(http.Header, len(r.Header))
+		for name, values := range r.Header {
+			if !unusedHeader(name) {
+				kept[name] = slices.Clone(values)
+			}
+		}
+		r.Header = kept
+		h.ServeHTTP(w, r)
+	})
+}
+
+// unusedHeader reports whether the canonical header name is one that
+// dropUnusedHeaders removes.
+func unusedHeader(name string) bool {
+	switch name {
+	case "Cookie", "Authorization", "Proxy-Authorization", "Accept", "Accept-Language", "Referer",
+		"Cache-Control", "Pragma", "Dnt", "Priority", "Upgrade-Insecure-Requests":
+		return true
+	}
+	return strings.HasPrefix(name, "Sec-Fetch-") || strings.HasPrefix(name, "Sec-Ch-")
 }
 
 // holds reports whether this node holds the Engine.IO session sid (a
