@@ -98,7 +98,8 @@ func New(o Options) (*Node, error) {
 	sopts := socket.DefaultServerOptions()
 	sopts.SetPingInterval(o.PingInterval)
 	sopts.SetPingTimeout(o.PingTimeout)
-	sopts.SetMaxHttpBufferSize(int64(o.Gateway.MaxPayloadBytes) + 16<<10)
+	maxMessage := int64(o.Gateway.MaxPayloadBytes) + 16<<10
+	sopts.SetMaxHttpBufferSize(maxMessage)
 	sopts.SetServeClient(false)
 	sopts.SetCors(&types.Cors{Origin: "*", Credentials: true})
 	// Our websocket transport builds each broadcast's frame once for all
@@ -108,6 +109,7 @@ func New(o Options) (*Node, error) {
 	if !o.LibraryWebSocket {
 		ws = wstransport.NewBuilder()
 		ws.PingDelay = min(wstransport.DefaultPingDelay, o.PingTimeout/10)
+		ws.MaxMessage = maxMessage
 		if o.WSMaxQueue > 0 {
 			ws.MaxQueue = o.WSMaxQueue
 		}

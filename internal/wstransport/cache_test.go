@@ -75,8 +75,8 @@ func (w *wire) roundTripErr(frame []byte) (int, string, error) {
 // one of the library's pointer types): its frame is built on every request.
 type otherBuffer struct{ *types.StringBuffer }
 
-func text(s string) types.BufferInterface   { return types.NewStringBufferString(s) }
-func binary(s string) types.BufferInterface { return types.NewBytesBufferString(s) }
+func text(s string) types.BufferInterface     { return types.NewStringBufferString(s) }
+func bytesBuf(s string) types.BufferInterface { return types.NewBytesBufferString(s) }
 
 // Table of request sequences against a small cache: every request must
 // return exactly its own frame's bytes and type, whatever was cached or
@@ -103,13 +103,13 @@ func TestFrameCache(t *testing.T) {
 		},
 		{
 			name: "equal bytes in different buffers are different frames", entries: 4, maxBytes: 1 << 20,
-			frames: []types.BufferInterface{text("42[\"same\"]"), text("42[\"same\"]"), binary("42[\"same\"]")},
+			frames: []types.BufferInterface{text("42[\"same\"]"), text("42[\"same\"]"), bytesBuf("42[\"same\"]")},
 			steps:  []step{{0, true}, {1, true}, {2, true}, {0, false}, {1, false}, {2, false}},
 			size:   3,
 		},
 		{
 			name: "text and binary", entries: 4, maxBytes: 1 << 20,
-			frames: []types.BufferInterface{text("4hello"), binary("\x04\x00\xff"), text(""), binary("")},
+			frames: []types.BufferInterface{text("4hello"), bytesBuf("\x04\x00\xff"), text(""), bytesBuf("")},
 			steps:  []step{{0, true}, {1, true}, {2, true}, {3, true}, {1, false}, {0, false}, {3, false}, {2, false}},
 			size:   4,
 		},

@@ -34,30 +34,39 @@
 //     socket's per-packet work (packet objects, events, its write buffer);
 //     the adapter in package adapter uses it for local fan-out.
 //   - The transport writes every frame itself, the replies to the peer's
-//     WebSocket pings and close frames too, so its writes never interleave
-//     with gorilla's. (gorilla still answers a protocol violation by the peer
-//     with a close frame of its own, on a connection it is about to fail.)
-//   - One reader goroutine per connection reads messages (text as
-//     types.StringBuffer, binary as types.BytesBuffer) and passes them to
-//     OnData, with a read deadline of the server's idle timeout renewed
-//     before each message. Now and then, after a message, the loop goes on
-//     in a fresh goroutine, so an idle connection does not keep the stack
-//     its last message grew.
+//     WebSocket pings and close frames too, and reads and parses the
+//     client's frames itself (frameReader): gorilla's connection, which
+//     the library made, is neither read nor written after the upgrade.
+//   - No goroutine waits on an idle connection. The Builder's poller
+//     registers each connection with one epoll instance; when it is
+//     readable a goroutine reads what is there into a shared buffer,
+//     passes each message to OnData (text as types.StringBuffer, binary
+//     as types.BytesBuffer), answers pings, and re-arms the connection
+//     (one such goroutine at a time per connection, so messages keep
+//     their order). The idle timeout is a timer that fails the transport
+//     when nothing was read for that long. A connection that is not TCP,
+//     or any connection off Linux, is read by a goroutine of its own with
+//     a read deadline instead. A message over Builder.MaxMessage or a
+//     protocol violation is answered with a close frame (1009 or 1002)
+//     and fails the transport.
 //   - A close frame from the peer, or the connection closed under it, closes
 //     the transport; any other read or write error is reported as a
-//     transport error (the engine then closes the socket); when the reader
-//     stops for any other reason the transport is closed too.
+//     transport error (the engine then closes the socket).
 //   - Closing the transport (DoClose, or the peer's close) stops the write
 //     queue and closes the network connection. Like the library, it does
 //     not send a close frame and does not wait for queued writes.
-//   - Frames are sent uncompressed. Per-message deflate, if the server
-//     negotiated it, is not used for writes (RFC 7692 lets a sender leave any
-//     message uncompressed); Switchboard does not enable it.
+//   - Per-message deflate is not supported: frames are sent uncompressed,
+//     and a compressed frame from the client is a protocol error. The
+//     server must not enable it (ServerOptions.SetPerMessageDeflate);
+//     Switchboard does not.
 package wstransport
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -79,11 +88,12 @@ import (
 // All transports a Builder makes share its frame cache. A Builder is safe
 // for concurrent use once registered (set PingDelay and MaxQueue before).
 // The zero Builder works but caches nothing (every pre-encoded frame is
-// built per recipient, as the library does), bounds no queue and writes
-// pings at once, which the engine's pong-timeout race makes unsafe under
+// built per recipient, as the library does), bounds no queue and no
+// message, reads each connection with a goroutine and writes pings at once, which the engine's pong-timeout race makes unsafe under
 // load: use NewBuilder.
 type Builder struct {
 	cache *frameCache
+	poll  *poller
 
 	// PingDelay holds back each Engine.IO ping this long before writing it
 	// (see Send). NewBuilder sets DefaultPingDelay; keep it well under the
@@ -95,6 +105,12 @@ type Builder struct {
 	// and the engine closes the connection. Zero means no bound. NewBuilder
 	// sets DefaultMaxQueue.
 	MaxQueue int
+
+	// MaxMessage is the largest message payload a client may send, its
+	// fragments together; a larger one closes the connection (close code
+	// 1009, then a transport error). Zero means no limit. NewBuilder sets
+	// DefaultMaxMessage; set it to the server's MaxHttpBufferSize.
+	MaxMessage int64
 
 	stats counters
 }
@@ -122,9 +138,16 @@ func (b *Builder) Stats() Stats {
 }
 
 // NewBuilder returns a Builder with a frame cache of 256 frames and 8 MiB of
-// payload.
+// payload, whose transports are read through one epoll instance (Linux; a
+// goroutine per connection elsewhere).
 func NewBuilder() *Builder {
-	return &Builder{cache: newFrameCache(defaultCacheEntries, defaultCacheBytes), PingDelay: DefaultPingDelay, MaxQueue: DefaultMaxQueue}
+	return &Builder{
+		cache:      newFrameCache(defaultCacheEntries, defaultCacheBytes),
+		poll:       &poller{},
+		PingDelay:  DefaultPingDelay,
+		MaxQueue:   DefaultMaxQueue,
+		MaxMessage: DefaultMaxMessage,
+	}
 }
 
 const (
@@ -134,6 +157,9 @@ const (
 	// about 100,000 presence events to one member (the whole organisation
 	// reconnecting at once) before a client that does not read is cut off.
 	DefaultMaxQueue = 8 << 20
+	// DefaultMaxMessage is NewBuilder's MaxMessage, the library's default
+	// MaxHttpBufferSize (1 MB).
+	DefaultMaxMessage = 1e6
 )
 
 // ErrSlowClient is the transport error of a connection whose queue of
@@ -156,7 +182,8 @@ func (*Builder) UpgradesTo() []string { return nil }
 // to an engine socket. The reader starts once the engine grants
 // ctx.TransportReadPermission.
 func (b *Builder) New(ctx *types.HttpContext) transports.Transport {
-	t := &Transport{Transport: transports.MakeTransport(), cache: b.cache, stats: &b.stats, pingDelay: b.PingDelay, maxQueue: b.MaxQueue}
+	t := &Transport{Transport: transports.MakeTransport(), cache: b.cache, stats: &b.stats, poll: b.poll, pingDelay: b.PingDelay, maxQueue: b.MaxQueue}
+	t.frames.limit = b.MaxMessage
 	t.Prototype(t)
 	t.Construct(ctx)
 	return t
@@ -171,12 +198,20 @@ type Transport struct {
 
 	cache     *frameCache
 	stats     *counters
+	poll      *poller // reads t without a goroutine of its own; nil: readLoop
 	pingDelay time.Duration
 	maxQueue  int
 	conn      *types.WebSocketConn
 	nc        net.Conn        // the connection under the WebSocket
-	raw       syscall.RawConn // nc's descriptor for non-blocking writes; nil if nc is not TCP
+	raw       syscall.RawConn // nc's descriptor for non-blocking writes and reads; nil if nc is not TCP
 	idle      time.Duration
+
+	// Reading: frames is used by one reader at a time (readReady or
+	// readLoop); pollKey is set once, before the poller can read t.
+	frames    frameReader
+	pollKey   uint32
+	lastRead  atomic.Int64 // unix nanoseconds of the last bytes read (idle timeout)
+	idleTimer *time.Timer  // under mu; runs checkIdle while the poller reads t
 
 	// engaged turns true at the engine's first Send of anything but an
 	// upgrade probe's pong: from then on the engine socket has handed this
@@ -237,83 +272,193 @@ func (t *Transport) Construct(ctx *types.HttpContext) {
 	// types.WebSocketConn.Close emits "close", as does the reader when the
 	// peer goes away: either way the transport closes, once.
 	_ = t.conn.Once("close", func(...any) { t.OnClose() })
-	// gorilla calls these from the reader; their replies go through the
-	// transport's own writes (gorilla's defaults would write beside them).
-	t.conn.SetPingHandler(func(data string) error {
-		t.write(net.Buffers{appendFrame(nil, opPong, []byte(data))}, false)
-		return nil
-	})
-	t.conn.SetCloseHandler(func(code int, _ string) error {
-		t.write(net.Buffers{appendFrame(nil, opClose, ws.FormatCloseMessage(code, ""))}, false)
-		return nil
-	})
-
 	t.SetWritable(true)
 	t.SetPerMessageDeflate(nil)
 
-	transports.StartReader(t, ctx.TransportReadPermission(), t.read)
+	transports.StartReader(t, ctx.TransportReadPermission(), t.startReading)
 }
 
-// read is the reader goroutine: it delivers each message to OnData until
-// the connection fails or closes, then makes sure the transport closes.
-func (t *Transport) read() { t.readFrom(time.Time{}) }
+// readBufferSize is the size of the buffers the transport reads into. The
+// poller's are shared by all connections, so an idle connection holds none.
+const readBufferSize = 16 << 10
 
-// readerMoveInterval is how often at most the reader moves to a fresh
-// goroutine after a message (see readFrom).
-const readerMoveInterval = 30 * time.Second
+// readsPerWake bounds the reads of a connection per readable event, so a
+// client that sends without pause does not keep a goroutine to itself:
+// after that many the connection is re-armed and waits its turn.
+const readsPerWake = 4
 
-// readFrom is the read loop of read. After delivering a message it moves to
-// a fresh goroutine, if it has not done so for readerMoveInterval (so after
-// the handshake's first message at once), and returns: the stack that
-// handling the message grew (the handshake runs authentication and store
-// calls here, an event the library's decoding) is freed instead of staying
-// with a connection that may then idle for minutes. That is about 4 KiB of
-// the memory of each idle connection, for at most one goroutine start per
-// connection every readerMoveInterval.
-func (t *Transport) readFrom(moved time.Time) {
-	handedOver := false
-	defer func() {
-		if !handedOver && !t.isClosed() {
-			t.conn.Emit("close")
-		}
-	}()
-	for {
+// errIdle is the transport error of a connection that sent nothing for the
+// idle timeout.
+var errIdle = fmt.Errorf("wstransport: nothing read for the idle timeout: %w", os.ErrDeadlineExceeded)
+
+// startReading starts reading once the engine allows it (StartReader runs
+// it in a goroutine of its own): through the poller, which needs no
+// goroutine while the connection is idle, or else with readLoop.
+func (t *Transport) startReading() {
+	if t.raw != nil && t.poll != nil {
+		t.lastRead.Store(time.Now().UnixNano())
 		if t.idle > 0 {
-			_ = t.conn.SetReadDeadline(time.Now().Add(t.idle))
+			t.mu.Lock()
+			if !t.closed {
+				t.idleTimer = time.AfterFunc(t.idle, t.checkIdle)
+			}
+			t.mu.Unlock()
 		}
-		mt, r, err := t.conn.NextReader()
+		if t.poll.add(t) {
+			return
+		}
+		t.stopIdleTimer()
+	}
+	t.readLoop()
+}
+
+// readReady reads what the connection has, after the poller found it
+// readable, delivers the messages and re-arms the connection; it runs in a
+// goroutine of its own, one at a time per connection.
+func (t *Transport) readReady() {
+	bp := t.poll.buffer()
+	defer t.poll.putBuffer(bp)
+	buf := *bp
+	for range readsPerWake {
+		n, err := t.readNow(buf)
+		if n > 0 {
+			t.lastRead.Store(time.Now().UnixNano())
+			if !t.consume(buf[:n]) {
+				return
+			}
+		}
+		if err == unix.EAGAIN {
+			break
+		}
 		if err != nil {
 			t.fail(err)
 			return
 		}
-		// NextReader returns only data messages: gorilla handles control
-		// frames through the handlers set in Construct and reports a close
-		// frame as a *CloseError.
-		var data types.BufferInterface
-		if mt == ws.BinaryMessage {
-			data = types.NewBytesBuffer(nil)
-		} else {
-			data = types.NewStringBuffer(nil)
+	}
+	t.poll.rearm(t)
+}
+
+// readNow reads once into buf without blocking: unix.EAGAIN when there is
+// nothing to read, io.EOF when the peer closed, net.ErrClosed when the
+// transport did.
+func (t *Transport) readNow(buf []byte) (int, error) {
+	var n int
+	var rerr error
+	err := t.raw.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = unix.Read(int(fd), buf)
+			if rerr != unix.EINTR {
+				return true
+			}
 		}
-		if _, err := data.ReadFrom(r); err != nil {
-			t.fail(err)
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// readLoop reads the connection with blocking reads until it fails or
+// closes: for connections the poller cannot take (not TCP, or not on
+// Linux). The idle timeout is a read deadline renewed before each read.
+func (t *Transport) readLoop() {
+	buf := make([]byte, 4<<10)
+	for {
+		if t.idle > 0 {
+			_ = t.nc.SetReadDeadline(time.Now().Add(t.idle))
+		}
+		n, err := t.nc.Read(buf)
+		if n > 0 && !t.consume(buf[:n]) {
 			return
 		}
-		t.OnData(data)
-		if now := time.Now(); now.Sub(moved) >= readerMoveInterval {
-			handedOver = true
-			go t.readFrom(now)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = errIdle
+			}
+			t.fail(err)
 			return
 		}
 	}
 }
 
+// checkIdle runs on the idle timer of a connection the poller reads: it
+// fails the transport if nothing was read for the idle timeout, and
+// otherwise sets the timer for when that would be.
+func (t *Transport) checkIdle() {
+	since := time.Since(time.Unix(0, t.lastRead.Load()))
+	if since >= t.idle {
+		t.fail(errIdle)
+		return
+	}
+	t.mu.Lock()
+	if !t.closed && t.idleTimer != nil {
+		t.idleTimer.Reset(t.idle - since)
+	}
+	t.mu.Unlock()
+}
+
+// stopIdleTimer stops the idle timer, if there is one.
+func (t *Transport) stopIdleTimer() {
+	t.mu.Lock()
+	if t.idleTimer != nil {
+		t.idleTimer.Stop()
+		t.idleTimer = nil
+	}
+	t.mu.Unlock()
+}
+
+// consume parses data read from the connection and delivers what it
+// completes, and reports whether reading goes on: after the peer's close
+// frame, or a protocol violation (answered with a close frame carrying the
+// code, as gorilla does), the transport is closed or failed instead.
+func (t *Transport) consume(data []byte) bool {
+	err := t.frames.feed(data, t.deliver)
+	if err == nil {
+		return true
+	}
+	var pe *ProtocolError
+	if errors.As(err, &pe) {
+		t.write(net.Buffers{appendFrame(nil, opClose, ws.FormatCloseMessage(pe.Code, ""))}, false)
+	}
+	t.fail(err)
+	return false
+}
+
+// deliver handles one message or control frame from the client: a message
+// goes to the engine (text as types.StringBuffer, binary as
+// types.BytesBuffer, in a copy: payload is the read buffer), a ping is
+// answered, and a close frame is answered with its code and ends reading
+// (a *ws.CloseError, which fail turns into a close).
+func (t *Transport) deliver(op byte, payload []byte) error {
+	switch op {
+	case opText:
+		t.OnData(types.NewStringBuffer(append([]byte(nil), payload...)))
+	case opBinary:
+		t.OnData(types.NewBytesBuffer(append([]byte(nil), payload...)))
+	case opPing:
+		t.write(net.Buffers{appendFrame(nil, opPong, payload)}, false)
+	case opClose:
+		code := ws.CloseNoStatusReceived
+		if len(payload) >= 2 {
+			code = int(payload[0])<<8 | int(payload[1])
+		}
+		t.write(net.Buffers{appendFrame(nil, opClose, ws.FormatCloseMessage(code, ""))}, false)
+		return &ws.CloseError{Code: code}
+	}
+	return nil
+}
+
 // fail routes a connection error as the library does: a close frame from
-// the peer or a closed connection closes the transport, anything else is a
-// transport error.
+// the peer or a closed connection closes the transport, anything else
+// (a protocol violation, the idle timeout, a reset) is a transport error.
 func (t *Transport) fail(err error) {
 	var closeErr *ws.CloseError
-	if errors.As(err, &closeErr) || errors.Is(err, net.ErrClosed) {
+	if errors.As(err, &closeErr) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
 		t.conn.Emit("close")
 		return
 	}
@@ -579,6 +724,10 @@ func (t *Transport) stop() {
 // network connection so that nothing is leaked whichever path came first.
 func (t *Transport) OnClose() {
 	t.stop()
+	t.stopIdleTimer()
+	if t.poll != nil {
+		t.poll.remove(t)
+	}
 	t.Transport.OnClose()
 	if t.conn != nil {
 		_ = t.conn.Close()
