@@ -119,7 +119,8 @@ func TestBadFramesCloseTheConnection(t *testing.T) {
 
 // Idle connections are read without a goroutine each: connecting clients
 // adds only the library's own goroutine per connection (its heartbeat
-// timer), where a reader goroutine per connection would add two.
+// timer), where a reader goroutine per connection would add two. And the
+// upgrade's gorilla connection, unused, is let go.
 func TestIdleConnectionsHaveNoReader(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the poller is epoll: on other systems each connection has a reader goroutine")
@@ -141,6 +142,14 @@ func TestIdleConnectionsHaveNoReader(t *testing.T) {
 	for _, c := range clients {
 		sock := s.waitSocket(c.sid)
 		_ = sock.On("hello", func(args ...any) { got <- fmt.Sprint(args...) })
+		// Nor do they keep the gorilla connection of the upgrade.
+		tr, ok := sock.Conn().Transport().(*Transport)
+		if !ok {
+			t.Fatalf("transport %T", sock.Conn().Transport())
+		}
+		if tr.conn.Conn != nil {
+			t.Fatal("the transport keeps the library's gorilla connection")
+		}
 	}
 	for i, c := range clients {
 		c.write(fmt.Sprintf(`42["hello",%d]`, i))

@@ -257,6 +257,9 @@ func (t *Transport) Construct(ctx *types.HttpContext) {
 	}
 	t.conn = ctx.Websocket
 	t.idle = ctx.IdleTimeout
+	// The upgrade response is written: the headers set for it (CORS, 0.8
+	// KiB) would otherwise stay with the connection for its life.
+	ctx.ResponseHeaders().Replace(map[string][]string{})
 	t.nc = t.conn.NetConn()
 	if tcp, ok := t.nc.(*net.TCPConn); ok {
 		t.raw, _ = tcp.SyscallConn()
@@ -294,7 +297,15 @@ var errIdle = fmt.Errorf("wstransport: nothing read for the idle timeout: %w", o
 // startReading starts reading once the engine allows it (StartReader runs
 // it in a goroutine of its own): through the poller, which needs no
 // goroutine while the connection is idle, or else with readLoop.
+//
+// It also drops the gorilla connection the library made for the upgrade:
+// the transport reads and writes the network connection itself, and the
+// library touches ctx.Websocket.Conn only until the engine lets the
+// transport read (a handshake aborted before that closes it), so from here
+// on it is dead weight, about 3 KiB per connection with its read and
+// write buffers.
 func (t *Transport) startReading() {
+	t.conn.Conn = nil
 	if t.raw != nil && t.poll != nil {
 		t.lastRead.Store(time.Now().UnixNano())
 		if t.idle > 0 {
@@ -729,8 +740,16 @@ func (t *Transport) OnClose() {
 		t.poll.remove(t)
 	}
 	t.Transport.OnClose()
+	t.closeConn()
+}
+
+// closeConn closes the network connection and emits "close" on the
+// library's WebSocketConn, as its Close does; its gorilla connection may be
+// gone (see startReading).
+func (t *Transport) closeConn() {
 	if t.conn != nil {
-		_ = t.conn.Close()
+		_ = t.nc.Close()
+		t.conn.Emit("close")
 	}
 }
 
@@ -740,9 +759,7 @@ func (t *Transport) OnClose() {
 // through OnClose.
 func (t *Transport) DoClose(fn types.Callable) {
 	t.stop()
-	if t.conn != nil {
-		defer func() { _ = t.conn.Close() }()
-	}
+	defer t.closeConn()
 	if fn != nil {
 		fn()
 	}
