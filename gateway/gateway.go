@@ -322,12 +322,20 @@ func authString(auth any, key string) string {
 	return s
 }
 
+// forgetAuth drops the CONNECT packet's auth payload (a member's token, a
+// guest's session token) from the socket once the middleware has read it:
+// the library would keep it, ~0.5 KiB, for the connection's life, and put
+// it in the socket's description that fetchSockets sends to other nodes.
+// The socket is in no room yet, so nothing else reads it concurrently.
+func forgetAuth(s *socket.Socket) { s.Handshake().Auth = nil }
+
 func (g *Gateway) authenticateMember(s *socket.Socket, next func(*socket.ExtendedError)) {
 	if g.draining.Load() {
 		next(connectError(service.CodeUnavailable, "node is draining, reconnect"))
 		return
 	}
 	token := authString(s.Handshake().Auth, "token")
+	forgetAuth(s)
 	claims, err := g.verifier.Verify(token)
 	if err != nil {
 		g.log.Info().Str("outcome", "unauthorized").Str("event", "connect").Str("reason", err.Error()).Msg("handshake refused")
@@ -363,6 +371,7 @@ func (g *Gateway) authenticateGuest(s *socket.Socket, next func(*socket.Extended
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
 	defer cancel()
 	auth := s.Handshake().Auth
+	forgetAuth(s)
 	sess, err := g.svc.AuthenticateGuest(ctx, authString(auth, "session_id"), authString(auth, "session_token"))
 	if err != nil {
 		e := service.AsError(err)

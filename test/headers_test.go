@@ -25,7 +25,8 @@ func browserHeaders() http.Header {
 
 // The node does not keep the cookies, credentials and browser hints of a
 // connection's handshake (the library would hold them for the life of the
-// connection); the headers the library reads are kept. Both transports.
+// connection), nor the token of its CONNECT packet once verified; the
+// headers the library reads are kept. Both transports.
 func TestHandshakeKeepsOnlyUsedHeaders(t *testing.T) {
 	e := newEnv(t)
 	tok := token(t, "alice", "d1", "Alice")
@@ -97,6 +98,9 @@ func TestHandshakeKeepsOnlyUsedHeaders(t *testing.T) {
 				if kept.Get(h) == "" {
 					t.Errorf("request header %s dropped", h)
 				}
+			}
+			if auth := sock.Handshake().Auth; auth != nil {
+				t.Errorf("handshake auth kept: %d keys", len(auth))
 			}
 		})
 	}
