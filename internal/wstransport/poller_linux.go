@@ -3,26 +3,31 @@
 package wstransport
 
 import (
+	"errors"
+	"os"
 	"sync"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// pollEvents are the events a connection is registered for: readable or
-// closed by the peer, reported once until the connection is re-armed.
-const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+// pollEvents are the events a connection is registered for: data arrived
+// or the peer closed, edge-triggered (each arrival is reported once, whether
+// or not the connection was read since).
+const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
 
 // pollIdleExit is how long the poller's goroutine waits with no connection
 // registered before it ends (the next registration starts it again).
-const pollIdleExit = 1000 // milliseconds
+const pollIdleExit = time.Second
 
 // poller reads many connections without a goroutine parked on each: one
 // goroutine waits on an epoll instance for any registered connection to
-// become readable and starts a goroutine that reads it (Transport.readReady)
-// and ends when it has read what was there. Connections are registered
-// one-shot, so at most one goroutine reads a connection at a time and the
-// reads of one connection stay in order: the reader re-arms the connection
-// when it is done. Registrations carry a key, not the descriptor, so an
+// receive data and tells the connection (Transport.readable), which starts
+// a goroutine that reads what is there and ends (Transport.readReady),
+// unless one is reading it already: at most one goroutine reads a
+// connection at a time, so the reads of one connection stay in order, and
+// no system call re-arms a connection after each read. Registrations carry a key, not the descriptor, so an
 // event that arrives for a connection closed meanwhile finds nothing (its
 // descriptor number may already belong to another connection); the
 // descriptor is only used through the connection's syscall.RawConn, which
@@ -34,7 +39,9 @@ const pollIdleExit = 1000 // milliseconds
 // one is removed.
 type poller struct {
 	mu      sync.Mutex
-	epfd    int // valid when opened
+	epfd    int      // valid when opened
+	file    *os.File // epfd, registered with Go's network poller
+	raw     syscall.RawConn
 	opened  bool
 	conns   map[uint32]*Transport
 	next    uint32
@@ -55,7 +62,20 @@ func (p *poller) add(t *Transport) bool {
 		if err != nil {
 			return false
 		}
-		p.epfd, p.opened = fd, true
+		// Non-blocking, the epoll descriptor joins Go's network poller:
+		// run waits for it as a socket read waits, parked, instead of
+		// holding a thread in epoll_wait.
+		if err := unix.SetNonblock(fd, true); err != nil {
+			_ = unix.Close(fd)
+			return false
+		}
+		file := os.NewFile(uintptr(fd), "wstransport-epoll")
+		raw, err := file.SyscallConn()
+		if err != nil {
+			_ = file.Close()
+			return false
+		}
+		p.epfd, p.file, p.raw, p.opened = fd, file, raw, true
 		p.conns = make(map[uint32]*Transport)
 	}
 	key := p.next + 1
@@ -75,16 +95,7 @@ func (p *poller) add(t *Transport) bool {
 	return true
 }
 
-// rearm asks for t's next readable event, unless t was removed.
-func (p *poller) rearm(t *Transport) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.conns[t.pollKey] == t {
-		p.ctl(t, unix.EPOLL_CTL_MOD, t.pollKey)
-	}
-}
-
-// remove unregisters t; no readReady starts for it afterwards. It is a
+// remove unregisters t; the poller does not report it afterwards. It is a
 // no-op for a transport not registered.
 func (p *poller) remove(t *Transport) {
 	p.mu.Lock()
@@ -109,16 +120,24 @@ func (p *poller) ctl(t *Transport, op int, key uint32) bool {
 	return err == nil && cerr == nil
 }
 
-// run is the poller's goroutine.
+// run is the poller's goroutine. It collects events with a non-blocking
+// epoll_wait and, when there are none, parks until Go's network poller
+// reports the epoll descriptor readable (it has events again).
 func (p *poller) run() {
 	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := unix.EpollWait(p.epfd, events, pollIdleExit)
-		if err == unix.EINTR {
-			continue
-		}
+		_ = p.file.SetReadDeadline(time.Now().Add(pollIdleExit))
+		var n int
+		var werr error
+		err := p.raw.Read(func(fd uintptr) bool {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			return n > 0 || (werr != nil && werr != unix.EINTR)
+		})
 		p.mu.Lock()
-		if err != nil {
+		if err == nil && werr != nil {
+			err = werr
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			// Not expected with a valid descriptor and buffer: fail the
 			// registered connections rather than leave them unread (their
 			// clients reconnect), and let new ones register again.
@@ -127,14 +146,14 @@ func (p *poller) run() {
 				go t.fail(err)
 			}
 		}
-		if n <= 0 && len(p.conns) == 0 {
+		if err != nil && len(p.conns) == 0 {
 			p.running = false
 			p.mu.Unlock()
 			return
 		}
-		for _, ev := range events[:max(n, 0)] {
+		for _, ev := range events[:n] {
 			if t := p.conns[uint32(ev.Fd)]; t != nil {
-				go t.readReady()
+				t.readable()
 			}
 		}
 		p.mu.Unlock()

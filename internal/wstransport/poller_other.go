@@ -7,7 +7,6 @@ package wstransport
 type poller struct{}
 
 func (*poller) add(*Transport) bool { return false }
-func (*poller) rearm(*Transport)    {}
 func (*poller) remove(*Transport)   {}
 func (*poller) buffer() *[]byte     { b := make([]byte, readBufferSize); return &b }
 func (*poller) putBuffer(*[]byte)   {}

@@ -41,9 +41,8 @@
 //     registers each connection with one epoll instance; when it is
 //     readable a goroutine reads what is there into a shared buffer,
 //     passes each message to OnData (text as types.StringBuffer, binary
-//     as types.BytesBuffer), answers pings, and re-arms the connection
-//     (one such goroutine at a time per connection, so messages keep
-//     their order). The idle timeout is a timer that fails the transport
+//     as types.BytesBuffer), answers pings, and ends (one such goroutine
+//     at a time per connection, so messages keep their order). The idle timeout is a timer that fails the transport
 //     when nothing was read for that long. A connection that is not TCP,
 //     or any connection off Linux, is read by a goroutine of its own with
 //     a read deadline instead. A message over Builder.MaxMessage or a
@@ -210,6 +209,7 @@ type Transport struct {
 	// readLoop); pollKey is set once, before the poller can read t.
 	frames    frameReader
 	pollKey   uint32
+	readState atomic.Int32 // readIdle, reading or readAgain (poller only)
 	lastRead  atomic.Int64 // unix nanoseconds of the last bytes read (idle timeout)
 	idleTimer *time.Timer  // under mu; runs checkIdle while the poller reads t
 
@@ -285,9 +285,9 @@ func (t *Transport) Construct(ctx *types.HttpContext) {
 // poller's are shared by all connections, so an idle connection holds none.
 const readBufferSize = 16 << 10
 
-// readsPerWake bounds the reads of a connection per readable event, so a
+// readsPerWake bounds the reads of a connection by one goroutine, so a
 // client that sends without pause does not keep a goroutine to itself:
-// after that many the connection is re-armed and waits its turn.
+// after that many the reading goes on in a new one.
 const readsPerWake = 4
 
 // errIdle is the transport error of a connection that sent nothing for the
@@ -323,30 +323,79 @@ func (t *Transport) startReading() {
 	t.readLoop()
 }
 
-// readReady reads what the connection has, after the poller found it
-// readable, delivers the messages and re-arms the connection; it runs in a
-// goroutine of its own, one at a time per connection.
+// Read states of a connection the poller reads (Transport.readState).
+const (
+	readIdle  = iota // no reader goroutine
+	reading          // a reader goroutine runs
+	readAgain        // it runs, and data arrived since it started
+)
+
+// readable is the poller's report that data arrived on the connection: it
+// starts a reader goroutine (readReady), or tells the running one to read
+// again before it ends.
+func (t *Transport) readable() {
+	for {
+		switch t.readState.Load() {
+		case readIdle:
+			if t.readState.CompareAndSwap(readIdle, reading) {
+				go t.readReady()
+				return
+			}
+		case reading:
+			if t.readState.CompareAndSwap(reading, readAgain) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// readReady is a connection's reader goroutine, one at a time per
+// connection: it reads what the connection has, delivers the messages, and
+// ends once the socket is drained and no data arrived meanwhile.
 func (t *Transport) readReady() {
 	bp := t.poll.buffer()
 	defer t.poll.putBuffer(bp)
 	buf := *bp
-	for range readsPerWake {
-		n, err := t.readNow(buf)
-		if n > 0 {
-			t.lastRead.Store(time.Now().UnixNano())
-			if !t.consume(buf[:n]) {
+	for {
+		drained := false
+		for range readsPerWake {
+			n, err := t.readNow(buf)
+			if n > 0 {
+				t.lastRead.Store(time.Now().UnixNano())
+				if !t.consume(buf[:n]) {
+					return
+				}
+				if n < len(buf) {
+					// A short read emptied the socket's receive queue: skip
+					// the read that would say EAGAIN. Data arriving from now
+					// on is reported by the poller (readAgain).
+					drained = true
+					break
+				}
+			}
+			if err == unix.EAGAIN {
+				drained = true
+				break
+			}
+			if err != nil {
+				t.fail(err)
 				return
 			}
 		}
-		if err == unix.EAGAIN {
-			break
-		}
-		if err != nil {
-			t.fail(err)
+		if !drained {
+			// A client that sends without pause does not keep a
+			// goroutine to itself: go on in a fresh one, at the back of
+			// the run queue.
+			go t.readReady()
 			return
 		}
+		if t.readState.CompareAndSwap(reading, readIdle) {
+			return
+		}
+		t.readState.Store(reading) // readAgain: read what arrived
 	}
-	t.poll.rearm(t)
 }
 
 // readNow reads once into buf without blocking: unix.EAGAIN when there is
