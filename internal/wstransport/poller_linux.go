@@ -50,10 +50,12 @@ type poller struct {
 	bufs sync.Pool // *[]byte of readBufferSize, shared by the readers
 }
 
-// add registers t, whose descriptor is t.raw, and reports whether it did:
-// false if epoll is unavailable or the connection is closed, and the caller
-// reads t another way. Once registered, readReady runs whenever t has
-// something to read.
+// add registers t, whose descriptor is t.raw, and reports whether it took
+// t: false if epoll is unavailable or the descriptor is closed, and the
+// caller reads t another way (which then fails on the closed connection).
+// Once registered, t.readable runs whenever data arrives for t. A transport
+// that closes meanwhile is taken and forgotten: OnClose's remove and add
+// serialize on p.mu, and add checks t.closed, which OnClose sets first.
 func (p *poller) add(t *Transport) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -88,6 +90,14 @@ func (p *poller) add(t *Transport) bool {
 	}
 	t.pollKey = key
 	p.conns[key] = t
+	if t.isClosed() {
+		// The transport closed while it registered: its OnClose may have
+		// run remove before the entry existed. Whichever came first, the
+		// entry goes (and the descriptor closes, or is closing).
+		delete(p.conns, key)
+		p.ctl(t, unix.EPOLL_CTL_DEL, key)
+		return true
+	}
 	if !p.running {
 		p.running = true
 		go p.run()
