@@ -163,6 +163,11 @@ func (p *poller) run() {
 		}
 		for _, ev := range events[:n] {
 			if t := p.conns[uint32(ev.Fd)]; t != nil {
+				if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+					// Set before readable, so the reader that runs after
+					// it sees it (see readReady).
+					t.peerClosed.Store(true)
+				}
 				t.readable()
 			}
 		}

@@ -189,3 +189,17 @@ func TestPollerForgetsClosedConnections(t *testing.T) {
 		return conns == 0 && !running
 	})
 }
+
+// A client that sends a message and closes at once (its last data and its
+// FIN arrive together) is closed by the server then, not at the idle
+// timeout: the end of the stream is read even though it came with data.
+func TestDataThenCloseIsSeen(t *testing.T) {
+	s := startServer(t, ours(), nil)
+	clients := dialMany(t, s, 20, "EIO=4")
+	for _, c := range clients {
+		tcp := c.c.UnderlyingConn().(*net.TCPConn)
+		_, _ = tcp.Write(frame(opText, `42["bye"]`))
+		_ = tcp.Close()
+	}
+	waitFor(t, 5*time.Second, "every session closed", func() bool { return s.engineClients() == 0 })
+}

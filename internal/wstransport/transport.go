@@ -207,11 +207,12 @@ type Transport struct {
 
 	// Reading: frames is used by one reader at a time (readReady or
 	// readLoop); pollKey is set once, before the poller can read t.
-	frames    frameReader
-	pollKey   uint32
-	readState atomic.Int32 // readIdle, reading or readAgain (poller only)
-	lastRead  atomic.Int64 // unix nanoseconds of the last bytes read (idle timeout)
-	idleTimer *time.Timer  // under mu; runs checkIdle while the poller reads t
+	frames     frameReader
+	pollKey    uint32
+	readState  atomic.Int32 // readIdle, reading or readAgain (poller only)
+	peerClosed atomic.Bool  // the poller saw the peer close or the connection fail
+	lastRead   atomic.Int64 // unix nanoseconds of the last bytes read (idle timeout)
+	idleTimer  *time.Timer  // under mu; runs checkIdle while the poller reads t
 
 	// engaged turns true at the engine's first Send of anything but an
 	// upgrade probe's pong: from then on the engine socket has handed this
@@ -367,10 +368,13 @@ func (t *Transport) readReady() {
 				if !t.consume(buf[:n]) {
 					return
 				}
-				if n < len(buf) {
+				if n < len(buf) && !t.peerClosed.Load() {
 					// A short read emptied the socket's receive queue: skip
 					// the read that would say EAGAIN. Data arriving from now
-					// on is reported by the poller (readAgain).
+					// on is reported by the poller (readAgain). Not once the
+					// peer closed or failed: that was reported already, with
+					// or before the data just read, and no edge will follow,
+					// so read on to the end of the stream or the error.
 					drained = true
 					break
 				}
