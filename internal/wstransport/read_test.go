@@ -12,6 +12,16 @@ import (
 	ws "github.com/gorilla/websocket"
 )
 
+// readers are the two ways a transport reads: through the Builder's poller
+// and with a goroutine per connection (what a connection that is not TCP,
+// or any connection off Linux, gets). The read tests run with both.
+func readers() map[string]func() *Builder {
+	return map[string]func() *Builder{
+		"poller":    NewBuilder,
+		"goroutine": func() *Builder { b := NewBuilder(); b.poll = nil; return b },
+	}
+}
+
 // writeRaw writes bytes to the client's TCP connection under its WebSocket,
 // bypassing gorilla's framing.
 func (c *rawClient) writeRaw(b []byte) {
@@ -36,7 +46,13 @@ func (c *rawClient) closeCode() int {
 // frames between fragments all reach the engine as whole messages, in
 // order, and pings between them are answered.
 func TestMessagesInPieces(t *testing.T) {
-	s := startServer(t, ours(), nil)
+	for name, builder := range readers() {
+		t.Run(name, func(t *testing.T) { testMessagesInPieces(t, builder()) })
+	}
+}
+
+func testMessagesInPieces(t *testing.T, b *Builder) {
+	s := startServer(t, b, nil)
 	c := dialRaw(t, s.url, "EIO=4")
 	sock := s.waitSocket(c.sid)
 	_ = sock.On("echo", func(args ...any) { sock.Emit("echoed", args...) })
@@ -83,6 +99,12 @@ func TestMessagesInPieces(t *testing.T) {
 // a close frame with the matching code and is disconnected with a
 // transport error; the other clients are not affected.
 func TestBadFramesCloseTheConnection(t *testing.T) {
+	for name, builder := range readers() {
+		t.Run(name, func(t *testing.T) { testBadFramesCloseTheConnection(t, builder) })
+	}
+}
+
+func testBadFramesCloseTheConnection(t *testing.T, builder func() *Builder) {
 	unmasked := frame(opText, `42["echo",1]`)
 	unmasked[1] &^= 0x80
 	for _, tc := range []struct {
@@ -97,7 +119,7 @@ func TestBadFramesCloseTheConnection(t *testing.T) {
 		{"fragments over the limit", concat(fragment(false, opText, strings.Repeat("y", 900)), fragment(true, opContinuation, strings.Repeat("y", 200))), ws.CloseMessageTooBig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := NewBuilder()
+			b := builder()
 			b.MaxMessage = 1000
 			s := startServer(t, b, nil)
 			clients := dialMany(t, s, 2, "EIO=4")
@@ -194,7 +216,13 @@ func TestPollerForgetsClosedConnections(t *testing.T) {
 // FIN arrive together) is closed by the server then, not at the idle
 // timeout: the end of the stream is read even though it came with data.
 func TestDataThenCloseIsSeen(t *testing.T) {
-	s := startServer(t, ours(), nil)
+	for name, builder := range readers() {
+		t.Run(name, func(t *testing.T) { testDataThenCloseIsSeen(t, builder()) })
+	}
+}
+
+func testDataThenCloseIsSeen(t *testing.T, b *Builder) {
+	s := startServer(t, b, nil)
 	clients := dialMany(t, s, 20, "EIO=4")
 	for _, c := range clients {
 		tcp := c.c.UnderlyingConn().(*net.TCPConn)

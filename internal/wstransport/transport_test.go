@@ -272,8 +272,14 @@ func TestCloseByServer(t *testing.T) {
 
 // A client that sends nothing for the idle timeout is closed by the server.
 func TestIdleTimeout(t *testing.T) {
+	for name, builder := range readers() {
+		t.Run(name, func(t *testing.T) { testIdleTimeout(t, builder()) })
+	}
+}
+
+func testIdleTimeout(t *testing.T, b *Builder) {
 	const idle = 300 * time.Millisecond
-	s := startServer(t, ours(), func(o *socket.ServerOptions) { o.SetIdleTimeout(idle) })
+	s := startServer(t, b, func(o *socket.ServerOptions) { o.SetIdleTimeout(idle) })
 	start := time.Now()
 	c := dialMany(t, s, 1, "EIO=4")[0]
 	// A message renews the deadline.
