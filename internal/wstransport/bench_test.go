@@ -23,15 +23,13 @@ import (
 // broadcast, and flushers/op, flusher goroutines started per broadcast
 // (ours only).
 func BenchmarkBroadcast(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		ctor func() transports.TransportCtor
-	}{
-		{"transport=ours", ours},
-		{"transport=library", library},
-	} {
-		b.Run(bc.name, func(b *testing.B) { benchBroadcast(b, bc.ctor(), 1000) })
-	}
+	bothTransports(b, func(b *testing.B, ctor transports.TransportCtor) { benchBroadcast(b, ctor, 1000) })
+}
+
+// bothTransports runs bench with our transport and with the library's.
+func bothTransports(b *testing.B, bench func(*testing.B, transports.TransportCtor)) {
+	b.Run("transport=ours", func(b *testing.B) { bench(b, ours()) })
+	b.Run("transport=library", func(b *testing.B) { bench(b, library()) })
 }
 
 func benchBroadcast(b *testing.B, ctor transports.TransportCtor, n int) {
@@ -104,15 +102,7 @@ func cpuTime() time.Duration {
 // goroutine each. Reported besides ns/op: cpu-ns/op, the process's CPU per
 // event (the clients' writing included, the same for both).
 func BenchmarkInbound(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		ctor func() transports.TransportCtor
-	}{
-		{"transport=ours", ours},
-		{"transport=library", library},
-	} {
-		b.Run(bc.name, func(b *testing.B) { benchInbound(b, bc.ctor(), 100) })
-	}
+	bothTransports(b, func(b *testing.B, ctor transports.TransportCtor) { benchInbound(b, ctor, 100) })
 }
 
 func benchInbound(b *testing.B, ctor transports.TransportCtor, n int) {
