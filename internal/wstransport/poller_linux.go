@@ -27,16 +27,18 @@ const pollIdleExit = time.Second
 // a goroutine that reads what is there and ends (Transport.readReady),
 // unless one is reading it already: at most one goroutine reads a
 // connection at a time, so the reads of one connection stay in order, and
-// no system call re-arms a connection after each read. Registrations carry a key, not the descriptor, so an
-// event that arrives for a connection closed meanwhile finds nothing (its
-// descriptor number may already belong to another connection); the
-// descriptor is only used through the connection's syscall.RawConn, which
-// keeps it open for the duration of the call.
+// no system call re-arms a connection after each read. Registrations carry
+// a key, not the descriptor, so an event that arrives for a connection
+// closed meanwhile finds nothing (its descriptor number may already belong
+// to another connection); the descriptor is only used through the
+// connection's syscall.RawConn, which keeps it open for the duration of the
+// call.
 //
 // The zero poller is ready to use. Its epoll descriptor is made on the
-// first registration and kept for the poller's life; its goroutine runs
-// while connections are registered and ends about a second after the last
-// one is removed.
+// first registration and kept for the poller's life (closed with it, by
+// its os.File); its goroutine runs while connections are registered, parked
+// in Go's network poller when there is nothing to read, and ends about a
+// second after the last one is removed.
 type poller struct {
 	mu      sync.Mutex
 	epfd    int      // valid when opened
