@@ -15,8 +15,9 @@
 //
 // Everything else follows the library's transport, which the engine socket
 // relies on:
-//   - Send never blocks (and holds Engine.IO pings back briefly, see Send). It writes the frames with a non-blocking write on
-//     the connection's descriptor and emits "drain" once they are written.
+//   - Send never blocks (and holds Engine.IO pings back briefly, see Send).
+//     It writes the frames with a non-blocking write on the connection's
+//     descriptor and emits "drain" once they are written.
 //     If the socket buffer fills (a slow or stalled client), or the
 //     connection is not a TCP connection, the rest is queued and one flusher
 //     goroutine, started on demand and gone when the queue is empty, writes
@@ -42,12 +43,13 @@
 //     readable a goroutine reads what is there into a shared buffer,
 //     passes each message to OnData (text as types.StringBuffer, binary
 //     as types.BytesBuffer), answers pings, and ends (one such goroutine
-//     at a time per connection, so messages keep their order). The idle timeout is a timer that fails the transport
-//     when nothing was read for that long. A connection that is not TCP,
-//     or any connection off Linux, is read by a goroutine of its own with
-//     a read deadline instead. A message over Builder.MaxMessage or a
-//     protocol violation is answered with a close frame (1009 or 1002)
-//     and fails the transport.
+//     at a time per connection, so messages keep their order). The idle
+//     timeout is a timer that fails the transport when nothing was read
+//     for that long. A connection that is not TCP, or any connection off
+//     Linux, is read by a goroutine of its own with a read deadline
+//     instead. A message over Builder.MaxMessage or a protocol violation
+//     is answered with a close frame (1009 or 1002) and fails the
+//     transport.
 //   - A close frame from the peer, or the connection closed under it, closes
 //     the transport; any other read or write error is reported as a
 //     transport error (the engine then closes the socket).
@@ -85,10 +87,11 @@ import (
 //
 // Clients may then open a WebSocket directly or upgrade to it from polling.
 // All transports a Builder makes share its frame cache. A Builder is safe
-// for concurrent use once registered (set PingDelay and MaxQueue before).
-// The zero Builder works but caches nothing (every pre-encoded frame is
-// built per recipient, as the library does), bounds no queue and no
-// message, reads each connection with a goroutine and writes pings at once, which the engine's pong-timeout race makes unsafe under
+// for concurrent use once registered (set PingDelay, MaxQueue and
+// MaxMessage before). The zero Builder works but caches nothing (every
+// pre-encoded frame is built per recipient, as the library does), bounds no
+// queue and no message, reads each connection with a goroutine and writes
+// pings at once, which the engine's pong-timeout race makes unsafe under
 // load: use NewBuilder.
 type Builder struct {
 	cache *frameCache
