@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/switchboard/switchboard/auth"
+	"github.com/switchboard/switchboard/internal/warm"
 	"github.com/switchboard/switchboard/service"
 )
 
@@ -77,6 +78,11 @@ type Gateway struct {
 	pending []*conn
 
 	draining atomic.Bool
+
+	// handlers runs the events' handlers on kept goroutines (see
+	// warm.Pool): the library starts a goroutine for each burst of a
+	// socket's events, whose stack the handler's work would grow anew.
+	handlers *warm.Pool
 
 	// roomsReady, when set, waits until the rooms a socket just joined
 	// receive broadcasts from every node (the cluster adapter's
@@ -204,7 +210,8 @@ func New(cfg Config, io *socket.Server, svc *service.Service, v Verifier, m Metr
 	}
 	g := &Gateway{cfg: cfg, io: io, svc: svc, verifier: v, log: log, metrics: m, conns: map[socket.SocketId]*conn{},
 		byTransport: map[string]*conn{},
-		member:      map[string]handler{}, guest: map[string]handler{}}
+		member:      map[string]handler{}, guest: map[string]handler{},
+		handlers: warm.New(handlerWorkers, handlerWorkerIdle)}
 	addTo := func(table map[string]handler) func(string, handler) {
 		return func(event string, h handler) { table[event] = h }
 	}
@@ -221,6 +228,13 @@ func New(cfg Config, io *socket.Server, svc *service.Service, v Verifier, m Metr
 	guests.On("connection", func(args ...any) { g.onGuest(args[0].(*socket.Socket)) })
 	return g
 }
+
+// Kept handler goroutines (Gateway.handlers): enough for the events that
+// run at once on a busy node, each kept for a while after its last event.
+const (
+	handlerWorkers    = 64
+	handlerWorkerIdle = 5 * time.Second
+)
 
 // NewEmitter returns the service.Emitter that delivers through io's adapters.
 func NewEmitter(io *socket.Server, log zerolog.Logger) service.Emitter {
@@ -510,7 +524,9 @@ func (g *Gateway) attach(s *socket.Socket, table map[string]handler, code, forma
 	}
 	s.OnAny(func(args ...any) {
 		if c := g.target(s, own); c != nil {
-			g.route(c, table, args, code, format)
+			// On a kept goroutine, while the socket's own waits: its
+			// events stay in order.
+			g.handlers.Run(func() { g.route(c, table, args, code, format) })
 		}
 	})
 	s.On("disconnect", func(reason ...any) {
@@ -665,8 +681,8 @@ func (g *Gateway) dispatch(c *conn, event string, args []any, h handler) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
 	defer cancel()
-	// The handler runs on the socket's own goroutine, so a socket's events
-	// are handled in order. Every store call honours ctx; should one not, a
+	// The handler runs while the socket's own goroutine waits (on a kept
+	// goroutine, see attach), so a socket's events are handled in order. Every store call honours ctx; should one not, a
 	// timer still answers unavailable just after the request timeout (the
 	// first answer wins).
 	guard := time.AfterFunc(g.cfg.RequestTimeout+50*time.Millisecond, func() {

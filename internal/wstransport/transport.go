@@ -74,6 +74,7 @@ import (
 	"time"
 
 	ws "github.com/gorilla/websocket"
+	"github.com/switchboard/switchboard/internal/warm"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -94,8 +95,9 @@ import (
 // pings at once, which the engine's pong-timeout race makes unsafe under
 // load: use NewBuilder.
 type Builder struct {
-	cache *frameCache
-	poll  *poller
+	cache   *frameCache
+	poll    *poller
+	readers *warm.Pool // runs readReady on kept goroutines; nil: a new one each time
 
 	// PingDelay holds back each Engine.IO ping this long before writing it
 	// (see Send). NewBuilder sets DefaultPingDelay; keep it well under the
@@ -146,6 +148,7 @@ func NewBuilder() *Builder {
 	return &Builder{
 		cache:      newFrameCache(defaultCacheEntries, defaultCacheBytes),
 		poll:       &poller{},
+		readers:    warm.New(readerWorkers, readerWorkerIdle),
 		PingDelay:  DefaultPingDelay,
 		MaxQueue:   DefaultMaxQueue,
 		MaxMessage: DefaultMaxMessage,
@@ -184,7 +187,7 @@ func (*Builder) UpgradesTo() []string { return nil }
 // to an engine socket. The reader starts once the engine grants
 // ctx.TransportReadPermission.
 func (b *Builder) New(ctx *types.HttpContext) transports.Transport {
-	t := &Transport{Transport: transports.MakeTransport(), cache: b.cache, stats: &b.stats, poll: b.poll, pingDelay: b.PingDelay, maxQueue: b.MaxQueue}
+	t := &Transport{Transport: transports.MakeTransport(), cache: b.cache, stats: &b.stats, poll: b.poll, readers: b.readers, pingDelay: b.PingDelay, maxQueue: b.MaxQueue}
 	t.frames.limit = b.MaxMessage
 	t.Prototype(t)
 	t.Construct(ctx)
@@ -200,7 +203,8 @@ type Transport struct {
 
 	cache     *frameCache
 	stats     *counters
-	poll      *poller // reads t without a goroutine of its own; nil: readLoop
+	poll      *poller    // reads t without a goroutine of its own; nil: readLoop
+	readers   *warm.Pool // where readReady runs; nil: a new goroutine
 	pingDelay time.Duration
 	maxQueue  int
 	conn      *types.WebSocketConn
@@ -342,7 +346,7 @@ func (t *Transport) readable() {
 		switch t.readState.Load() {
 		case readIdle:
 			if t.readState.CompareAndSwap(readIdle, reading) {
-				go t.readReady()
+				t.goRead()
 				return
 			}
 		case reading:
@@ -353,6 +357,23 @@ func (t *Transport) readable() {
 			return
 		}
 	}
+}
+
+// Kept reader goroutines (Builder.readers): reading a message runs the
+// engine's and Socket.IO's decoding, deep enough to grow a fresh
+// goroutine's stack every time.
+const (
+	readerWorkers    = 32
+	readerWorkerIdle = 5 * time.Second
+)
+
+// goRead runs readReady on a kept goroutine, or a new one.
+func (t *Transport) goRead() {
+	if t.readers != nil {
+		t.readers.Go(t.readReady)
+		return
+	}
+	go t.readReady()
 }
 
 // readReady is a connection's reader goroutine, one at a time per
@@ -393,9 +414,9 @@ func (t *Transport) readReady() {
 		}
 		if !drained {
 			// A client that sends without pause does not keep a
-			// goroutine to itself: go on in a fresh one, at the back of
-			// the run queue.
-			go t.readReady()
+			// goroutine to itself: go on in another, at the back of the
+			// run queue.
+			t.goRead()
 			return
 		}
 		if t.readState.CompareAndSwap(reading, readIdle) {
