@@ -19,6 +19,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"golang.org/x/time/rate"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/switchboard/switchboard/auth"
 	"github.com/switchboard/switchboard/internal/warm"
 	"github.com/switchboard/switchboard/service"
@@ -303,12 +304,16 @@ func plain(v any) (any, error) {
 		}
 		return out, nil
 	}
-	b, err := json.Marshal(v)
+	// github.com/goccy/go-json, the drop-in for encoding/json the Redis
+	// store uses for meetings (held to encoding/json there), is two to
+	// three times faster at this; TestPlainAgreesWithJSONRoundTrip holds
+	// the result to encoding/json's round trip.
+	b, err := gojson.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
 	var out any
-	if err := json.Unmarshal(b, &out); err != nil {
+	if err := gojson.Unmarshal(b, &out); err != nil {
 		return nil, err
 	}
 	return out, nil

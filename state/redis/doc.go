@@ -53,7 +53,9 @@
 // which nearly every transition answers, are encoded and decoded in Go with
 // github.com/goccy/go-json, a drop-in for encoding/json three times faster
 // at decoding them; the tests hold it to encoding/json's results, so nodes
-// built with either read each other's documents.
+// built with either read each other's documents. The presence hash's
+// per-connection entries, read on every presence query and ring, go through
+// it too.
 //
 // # Keys
 //

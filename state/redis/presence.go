@@ -2,13 +2,13 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchboard/switchboard/state"
@@ -56,7 +56,7 @@ func (s *presence) Heartbeat(ctx context.Context, c state.Conn, ttl time.Duratio
 }
 
 func (s *presence) connect(ctx context.Context, op string, c state.Conn, ttl time.Duration, maxConns int, now time.Time) (state.ConnResult, error) {
-	entry, err := json.Marshal(c)
+	entry, err := gojson.Marshal(c)
 	if err != nil {
 		return state.ConnResult{}, fmt.Errorf("redis %s: %w", op, err)
 	}
@@ -159,7 +159,7 @@ func userPresence(user string, h map[string]string, now time.Time) (state.UserPr
 			continue
 		}
 		var c connEntry
-		if err := json.Unmarshal([]byte(v), &c); err != nil {
+		if err := gojson.Unmarshal([]byte(v), &c); err != nil {
 			return up, fmt.Errorf("redis query presence: decode connection: %w", err)
 		}
 		if !c.live(now) {
@@ -206,7 +206,7 @@ func (s *presence) NodeConns(ctx context.Context, node string) ([]state.Conn, er
 	)
 	for id, v := range h {
 		var c state.Conn
-		if err := json.Unmarshal([]byte(v), &c); err != nil || c.UserID == "" {
+		if err := gojson.Unmarshal([]byte(v), &c); err != nil || c.UserID == "" {
 			stale = append(stale, id)
 			continue
 		}
@@ -232,7 +232,7 @@ func (s *presence) NodeConns(ctx context.Context, node string) ([]state.Conn, er
 			return nil, s.st().fail("node connections", err)
 		}
 		var e connEntry
-		if err := json.Unmarshal([]byte(v), &e); err != nil || e.NodeID != node {
+		if err := gojson.Unmarshal([]byte(v), &e); err != nil || e.NodeID != node {
 			stale = append(stale, cd.c.ID)
 			continue
 		}
