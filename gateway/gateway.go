@@ -341,12 +341,26 @@ func authString(auth any, key string) string {
 	return s
 }
 
-// forgetAuth drops the CONNECT packet's auth payload (a member's token, a
-// guest's session token) from the socket once the middleware has read it:
-// the library would keep it, ~0.5 KiB, for the connection's life, and put
-// it in the socket's description that fetchSockets sends to other nodes.
-// The socket is in no room yet, so nothing else reads it concurrently.
-func forgetAuth(s *socket.Socket) { s.Handshake().Auth = nil }
+// forgetHandshake drops what the library keeps of a socket's handshake
+// for the connection's life and the gateway does not use once the
+// middleware has read the CONNECT packet: its auth payload (a member's
+// token, a guest's session token: secrets the library would otherwise also
+// put in the socket's description that fetchSockets sends to other nodes),
+// and the copies of the upgrade request's headers and query string (the
+// handshake's maps, the request's header map and the library's cached
+// views of both), ~2 KiB per connection. The socket is in no room yet, and
+// the library has built the handshake and read the request by then, so
+// nothing else reads them concurrently. A later namespace CONNECT on the
+// same connection sees empty headers and query; the gateway reads neither.
+func forgetHandshake(s *socket.Socket) {
+	h := s.Handshake()
+	h.Auth, h.Headers, h.Query = nil, nil, nil
+	if hc := s.Request(); hc != nil {
+		hc.Headers().Replace(nil)
+		hc.Query().Replace(nil)
+		hc.Request().Header = nil
+	}
+}
 
 func (g *Gateway) authenticateMember(s *socket.Socket, next func(*socket.ExtendedError)) {
 	if g.draining.Load() {
@@ -354,7 +368,7 @@ func (g *Gateway) authenticateMember(s *socket.Socket, next func(*socket.Extende
 		return
 	}
 	token := authString(s.Handshake().Auth, "token")
-	forgetAuth(s)
+	forgetHandshake(s)
 	claims, err := g.verifier.Verify(token)
 	if err != nil {
 		g.log.Info().Str("outcome", "unauthorized").Str("event", "connect").Str("reason", err.Error()).Msg("handshake refused")
@@ -390,7 +404,7 @@ func (g *Gateway) authenticateGuest(s *socket.Socket, next func(*socket.Extended
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
 	defer cancel()
 	auth := s.Handshake().Auth
-	forgetAuth(s)
+	forgetHandshake(s)
 	sess, err := g.svc.AuthenticateGuest(ctx, authString(auth, "session_id"), authString(auth, "session_token"))
 	if err != nil {
 		e := service.AsError(err)

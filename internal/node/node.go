@@ -170,7 +170,10 @@ func (n *Node) refuseNewWhileDraining(h http.Handler) http.Handler {
 // Content-Length, Accept-Encoding, User-Agent, X-Forwarded-*), in a new
 // header: net/textproto shares one array between the value lists of a
 // request's headers, which any header kept would otherwise keep whole,
-// cookies included.
+// cookies included. The library gets its own shallow copy of the request,
+// so that the gateway can let go of the copy's header map once a socket
+// has connected (gateway.forgetHandshake) without touching the request the
+// HTTP server and Echo still hold.
 func dropUnusedHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		kept := make(http.Header, len(r.Header))
@@ -179,8 +182,9 @@ func dropUnusedHeaders(h http.Handler) http.Handler {
 				kept[name] = slices.Clone(values)
 			}
 		}
-		r.Header = kept
-		h.ServeHTTP(w, r)
+		own := r.WithContext(r.Context())
+		own.Header = kept
+		h.ServeHTTP(w, own)
 	})
 }
 
