@@ -207,10 +207,12 @@ type Transport struct {
 	readers   *warm.Pool // where readReady runs; nil: a new goroutine
 	pingDelay time.Duration
 	maxQueue  int
-	conn      *types.WebSocketConn
-	nc        net.Conn        // the connection under the WebSocket
-	raw       syscall.RawConn // nc's descriptor for non-blocking writes and reads; nil if nc is not TCP
+	conn      *types.WebSocketConn // the library's; its "close" event matters until reading starts
+	nc        net.Conn             // the connection under the WebSocket
+	raw       syscall.RawConn      // nc's descriptor for non-blocking writes and reads; nil if nc is not TCP
 	idle      time.Duration
+
+	closing atomic.Bool // OnClose has run
 
 	// Reading: frames is used by one reader at a time (readReady or
 	// readLoop); pollKey is set once, before the poller can read t.
@@ -273,15 +275,9 @@ func (t *Transport) Construct(ctx *types.HttpContext) {
 		t.raw, _ = tcp.SyscallConn()
 	}
 
-	_ = t.conn.On("error", func(args ...any) {
-		var err error
-		if len(args) > 0 {
-			err, _ = args[0].(error)
-		}
-		t.OnError("websocket error", err)
-	})
-	// types.WebSocketConn.Close emits "close", as does the reader when the
-	// peer goes away: either way the transport closes, once.
+	// The engine closes the WebSocketConn when it aborts the handshake
+	// before reading starts (its Close emits "close"): the transport closes
+	// with it. The transport's own close paths call OnClose themselves.
 	_ = t.conn.Once("close", func(...any) { t.OnClose() })
 	t.SetWritable(true)
 	t.SetPerMessageDeflate(nil)
@@ -311,9 +307,12 @@ var errIdle = fmt.Errorf("wstransport: nothing read for the idle timeout: %w", o
 // library touches ctx.Websocket.Conn only until the engine lets the
 // transport read (a handshake aborted before that closes it), so from here
 // on it is dead weight, about 3 KiB per connection with its read and
-// write buffers.
+// write buffers. The listeners on the library's WebSocketConn go too (the
+// engine's and the transport's, ~0.6 KiB): from here on nothing but the
+// transport closes the connection, and it calls OnClose itself.
 func (t *Transport) startReading() {
 	t.conn.Conn = nil
+	t.conn.Clear()
 	if t.raw != nil && t.poll != nil {
 		t.lastRead.Store(time.Now().UnixNano())
 		if t.idle > 0 {
@@ -547,10 +546,10 @@ func (t *Transport) deliver(op byte, payload []byte) error {
 func (t *Transport) fail(err error) {
 	var closeErr *ws.CloseError
 	if errors.As(err, &closeErr) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
-		t.conn.Emit("close")
+		t.OnClose()
 		return
 	}
-	t.conn.Emit("error", err)
+	t.OnError("websocket error", err)
 }
 
 // Send writes packets, or queues what does not fit in the socket buffer,
@@ -807,10 +806,14 @@ func (t *Transport) stop() {
 }
 
 // OnClose runs on every close path (the peer's close frame, a closed
-// connection, a DoClose): it stops the write queue, marks the transport
-// closed and emits "close" (once, by the base transport), and closes the
-// network connection so that nothing is leaked whichever path came first.
+// connection, a DoClose, the engine aborting the handshake), and does its
+// work once: it stops the write queue, marks the transport closed and
+// emits "close" (by the base transport), and closes the network connection
+// so that nothing is leaked whichever path came first.
 func (t *Transport) OnClose() {
+	if !t.closing.CompareAndSwap(false, true) {
+		return
+	}
 	t.stop()
 	t.stopIdleTimer()
 	if t.poll != nil {
@@ -820,20 +823,20 @@ func (t *Transport) OnClose() {
 	t.closeConn()
 }
 
-// closeConn closes the network connection and emits "close" on the
-// library's WebSocketConn, as its Close does; its gorilla connection may be
-// gone (see startReading).
+// closeConn closes the network connection, emits "close" on the library's
+// WebSocketConn as its Close does (its gorilla connection may be gone, see
+// startReading), and completes the close through OnClose.
 func (t *Transport) closeConn() {
 	if t.conn != nil {
 		_ = t.nc.Close()
 		t.conn.Emit("close")
+		t.OnClose()
 	}
 }
 
 // DoClose closes the transport on the engine's request (the base Close
 // calls it once, in state "closing"): it stops the write queue, calls fn,
-// then closes the connection, whose "close" event completes the close
-// through OnClose.
+// then closes the connection and completes the close through OnClose.
 func (t *Transport) DoClose(fn types.Callable) {
 	t.stop()
 	defer t.closeConn()

@@ -762,3 +762,32 @@ func TestSendPreEncodedWaitsForTheEngine(t *testing.T) {
 	}
 	up.expect(ws.TextMessage, `42["d","b"]`)
 }
+
+// Once the transport reads, the library's upgrade connection holds neither
+// its gorilla connection nor any listener, and the transport still closes
+// on every path: the peer's close frame here, the server's in
+// TestCloseByServer.
+func TestLetsGoOfTheUpgradeConnection(t *testing.T) {
+	for name, builder := range readers() {
+		t.Run(name, func(t *testing.T) {
+			s := startServer(t, builder(), nil)
+			c := dialMany(t, s, 1, "EIO=4")[0]
+			wsc := s.socketOf(c.sid).Conn().Request().Websocket
+			if wsc == nil {
+				t.Fatal("no upgrade connection on the handshake request")
+			}
+			waitFor(t, 5*time.Second, "upgrade connection let go", func() bool { return wsc.Len() == 0 })
+			if wsc.Conn != nil {
+				t.Error("gorilla connection kept")
+			}
+			msg := ws.FormatCloseMessage(ws.CloseNormalClosure, "bye")
+			if err := c.c.WriteControl(ws.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if r := s.reason(5 * time.Second); r != "transport close" {
+				t.Fatalf("disconnect reason %q, want transport close", r)
+			}
+			waitFor(t, 5*time.Second, "no engine sessions", func() bool { return s.engineClients() == 0 })
+		})
+	}
+}
