@@ -139,7 +139,7 @@ func New(o Options) (*Node, error) {
 	}
 	n.API = api.New(api.Config{RequestTimeout: o.Gateway.RequestTimeout}, n.Service, o.Verifier, n.ready, n.Metrics.Registry, log)
 	sio := io.ServeHandler(nil)
-	n.API.Echo().Any("/socket.io/*", echo.WrapHandler(n.refuseNewWhileDraining(dropUnusedHeaders(sio))))
+	n.API.Echo().Any("/socket.io/*", echo.WrapHandler(n.refuseNewWhileDraining(libraryRequest(sio))))
 	return n, nil
 }
 
@@ -159,37 +159,50 @@ func (n *Node) refuseNewWhileDraining(h http.Handler) http.Handler {
 	})
 }
 
-// dropUnusedHeaders removes, before the socket.io library sees a request,
-// the headers that neither the library nor the gateway reads: cookies and
-// credentials (members authenticate with the token in the CONNECT payload)
-// and browser hints. The library keeps each connection's handshake request,
-// and copies of its headers, for the life of the connection: a browser's
-// cookies would cost every connection their size again, and a gateway that
-// does not use them should not hold them. What the library does read stays
-// (Origin, Host, Upgrade, Connection, Sec-WebSocket-*, Content-Type,
-// Content-Length, Accept-Encoding, User-Agent, X-Forwarded-*), in a new
-// header: net/textproto shares one array between the value lists of a
-// request's headers, which any header kept would otherwise keep whole,
-// cookies included. The library gets its own shallow copy of the request,
-// so that the gateway can let go of the copy's header map once a socket
-// has connected (gateway.forgetHandshake) without touching the request the
-// HTTP server and Echo still hold.
-func dropUnusedHeaders(h http.Handler) http.Handler {
+// libraryRequest gives the socket.io library its own shallow copy of each
+// request, trimmed of what the library keeps for the life of a connection
+// and does not need:
+//
+//   - The headers that neither the library nor the gateway reads: cookies
+//     and credentials (members authenticate with the token in the CONNECT
+//     payload) and browser hints. A browser's cookies would otherwise cost
+//     every connection their size again. What the library does read stays
+//     (Origin, Host, Upgrade, Connection, Sec-WebSocket-*, Content-Type,
+//     Content-Length, Accept-Encoding, User-Agent, X-Forwarded-*), in a new
+//     header: net/textproto shares one array between the value lists of a
+//     request's headers, which any header kept would otherwise keep whole.
+//   - For a WebSocket upgrade, the HTTP server's contexts (the
+//     connection's and the request's, with their values and cancellation
+//     links, ~0.4 KiB): the copy gets a context of its own, canceled when
+//     the handler returns as the server cancels the request's. A polling
+//     request keeps the server's context, whose cancellation tells the
+//     library that a long poll's client went away.
+//
+// Being a copy, it also lets the gateway clear the header map once a
+// socket has connected (gateway.forgetHandshake) without touching the
+// request the HTTP server and Echo still hold.
+func libraryRequest(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(context.Background())
+			defer cancel()
+		}
 		kept := make(http.Header, len(r.Header))
 		for name, values := range r.Header {
 			if !unusedHeader(name) {
 				kept[name] = slices.Clone(values)
 			}
 		}
-		own := r.WithContext(r.Context())
+		own := r.WithContext(ctx)
 		own.Header = kept
 		h.ServeHTTP(w, own)
 	})
 }
 
 // unusedHeader reports whether the canonical header name is one that
-// dropUnusedHeaders removes.
+// libraryRequest removes.
 func unusedHeader(name string) bool {
 	switch name {
 	case "Cookie", "Authorization", "Proxy-Authorization", "Accept", "Accept-Language", "Referer",
