@@ -308,7 +308,7 @@ var errIdle = fmt.Errorf("wstransport: nothing read for the idle timeout: %w", o
 // transport read (a handshake aborted before that closes it), so from here
 // on it is dead weight, about 3 KiB per connection with its read and
 // write buffers. The listeners on the library's WebSocketConn go too (the
-// engine's and the transport's, ~0.6 KiB): from here on nothing but the
+// engine's and the transport's, ~0.5 KiB): from here on nothing but the
 // transport closes the connection, and it calls OnClose itself.
 func (t *Transport) startReading() {
 	t.conn.Conn = nil
