@@ -1,6 +1,7 @@
 package api
 
 import (
+	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,7 +18,11 @@ type Metrics struct {
 }
 
 // NewMetrics registers the series on a fresh registry (with the Go and
-// process collectors).
+// process collectors). Besides the Go collector's defaults it exports the
+// live heap at the last GC and the heap goal (go_gc_heap_live_bytes,
+// go_gc_heap_goal_bytes): divided by switchboard_connections, the first is
+// the memory a connection really holds, the figure to size GOMEMLIMIT from,
+// where RSS also counts the collector's headroom.
 func NewMetrics() *Metrics {
 	r := prometheus.NewRegistry()
 	m := &Metrics{
@@ -33,7 +38,8 @@ func NewMetrics() *Metrics {
 			Name: "switchboard_connections", Help: "Sockets held by this node, by namespace.",
 		}, []string{"namespace"}),
 	}
-	r.MustRegister(m.events, m.latency, m.connections, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.MustRegister(m.events, m.latency, m.connections, collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/(live|goal):bytes$`)})), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

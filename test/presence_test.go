@@ -1,6 +1,7 @@
 package test
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -120,5 +121,18 @@ func TestBroadcastsTakeTheDirectPath(t *testing.T) {
 	}
 	if v := metricValue(t, e.URL, "switchboard_ws_slow_clients_total"); v != 0 {
 		t.Fatalf("slow clients %v", v)
+	}
+}
+
+// /metrics exports the live heap at the last GC and the heap goal, from
+// which an SRE sizes GOMEMLIMIT (docs/operating.md).
+func TestMetricsExportLiveHeap(t *testing.T) {
+	e := newEnv(t)
+	e.member("alice", "desk")
+	runtime.GC() // the node runs in this process
+	for _, series := range []string{"go_gc_heap_live_bytes", "go_gc_heap_goal_bytes"} {
+		if v := metricValue(t, e.URL, series); v <= 0 {
+			t.Errorf("%s = %v", series, v)
+		}
 	}
 }
