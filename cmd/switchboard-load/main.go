@@ -123,7 +123,8 @@ const usage = `usage: switchboard-load --scenario idle|call|fanout|presence [fla
 
 Opens authenticated member connections over the --urls nodes (loopback only
 unless --allow-remote) and drives a scenario at an offered rate (open loop).
-  idle      connect --conns, hold for --duration; with --pids, server RSS per connection
+  idle      connect --conns, hold for --duration; each node's live heap per connection
+            (from its /metrics); with --pids, server RSS per connection
   call      call:create → call:notify → call:incoming on every callee device →
             call:accept → call:accepted → meeting:leave × 2 → call:ended, at --rate
   fanout    one meeting, every socket registered; meeting:update at --rate

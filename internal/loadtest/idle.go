@@ -11,7 +11,8 @@ import (
 // connecting) / connections. Reading at the end of the hold rather than
 // right after connecting lets the presence broadcasts that connecting
 // causes (every new user is announced to every member) drain first; the
-// RSS right after connecting is kept in the notes.
+// RSS right after connecting is kept in the notes. It also reads each
+// node's own figures from its /metrics (NodeMemory), which need no PID.
 func (r *runner) idle(ctx context.Context) error {
 	p := newPopulation(r.cfg, "u", r.cfg.Conns)
 	r.rep.Conns, r.rep.Users = p.size(), p.users
@@ -30,6 +31,7 @@ func (r *runner) idle(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	after := r.sampleServers()
+	r.rep.Nodes = r.sampleNodeMemory(context.WithoutCancel(ctx))
 	// Connections that dropped during the hold, and how long after their
 	// last answered ping (a drop one ping timeout after an answered ping
 	// points at the server losing the pong).

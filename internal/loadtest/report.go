@@ -38,8 +38,10 @@ type Report struct {
 	// not measure, such as presence, show here too).
 	Events map[string]int64 `json:"events_received"`
 
-	Servers          []ServerReport `json:"servers,omitempty"`
-	ServerCPUPerOpMs float64        `json:"server_cpu_per_op_ms,omitempty"`
+	Servers []ServerReport `json:"servers,omitempty"`
+	// Nodes are the nodes' own memory figures at the end of an idle hold.
+	Nodes            []NodeMemory `json:"nodes,omitempty"`
+	ServerCPUPerOpMs float64      `json:"server_cpu_per_op_ms,omitempty"`
 	// ServerCPUPerDeliveryUs is the servers' CPU over the measured window
 	// divided by the broadcast deliveries that arrived in it (presence).
 	ServerCPUPerDeliveryUs float64 `json:"server_cpu_per_delivery_us,omitempty"`
@@ -198,6 +200,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(&b, " (%.2f KiB per connection)", s.RSSPerConnKiB)
 		}
 		fmt.Fprintf(&b, ", CPU %.2fs\n", s.CPUSeconds)
+	}
+	for _, n := range r.Nodes {
+		fmt.Fprintf(&b, "node %s: %.0f connections, live heap %.1f MiB at its last GC", n.URL, n.Connections, n.LiveHeapBytes/(1<<20))
+		if n.LiveHeapPerConnKiB != 0 {
+			fmt.Fprintf(&b, " (%.2f KiB per connection)", n.LiveHeapPerConnKiB)
+		}
+		fmt.Fprintf(&b, ", %.0f goroutines\n", n.Goroutines)
 	}
 	if r.ServerCPUPerOpMs > 0 {
 		fmt.Fprintf(&b, "server CPU per completed operation: %.3f ms\n", r.ServerCPUPerOpMs)

@@ -174,6 +174,9 @@ func TestSmokeIdle(t *testing.T) {
 	if rep.Completed != 50 || rep.Servers[0].RSSAfterKiB <= 0 {
 		t.Fatalf("idle: %d alive, servers %+v", rep.Completed, rep.Servers)
 	}
+	if len(rep.Nodes) != 1 || rep.Nodes[0].Connections != 50 || rep.Nodes[0].Goroutines < 50 {
+		t.Fatalf("idle: node memory %+v, notes %q", rep.Nodes, rep.Notes)
+	}
 }
 
 // A node with another key refuses the tool's tokens; the run reports it
