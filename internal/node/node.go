@@ -173,7 +173,7 @@ func (n *Node) refuseNewWhileDraining(h http.Handler) http.Handler {
 //     request's headers, which any header kept would otherwise keep whole.
 //   - For a WebSocket upgrade, the HTTP server's contexts (the
 //     connection's and the request's, with their values and cancellation
-//     links, ~0.4 KiB): the copy gets a context of its own, canceled when
+//     links, ~0.3 KiB): the copy gets a context of its own, canceled when
 //     the handler returns as the server cancels the request's. A polling
 //     request keeps the server's context, whose cancellation tells the
 //     library that a long poll's client went away.
