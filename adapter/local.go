@@ -33,10 +33,21 @@ var _ socket.Adapter = (*Local)(nil)
 // PreEncodedSender is a transport that writes a broadcast's pre-encoded
 // Engine.IO message (packet.Options.WsPreEncodedFrame) directly. It reports
 // false when it cannot take the frame now in order with what the engine
-// sent before; the caller then sends through the engine.
+// sent before; the caller then sends through the engine. With later, the
+// transport may leave the write to a writer of its own, to run beside the
+// fan-out and carry several frames per write (internal/wstransport's
+// outbox); the frame still reaches the wire in order with what is sent to
+// the connection before and after it.
 type PreEncodedSender interface {
-	SendPreEncoded(frame types.BufferInterface) bool
+	SendPreEncoded(frame types.BufferInterface, later bool) bool
 }
+
+// laterFrom is the audience from which Broadcast lets the transports write
+// its frame later (PreEncodedSender): a fan-out this large gains from
+// writes that run beside it and carry several frames each, while a smaller
+// one (a call's events, to a few devices) is written at once, without the
+// hand-off to another goroutine.
+const laterFrom = 8
 
 // LocalBuilder makes Local adapters; set it with
 // socket.ServerOptions.SetAdapter on a node without Redis.
@@ -89,19 +100,36 @@ func (l *Local) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) 
 			wopts.WsPreEncodedFrame = frame
 		}
 	}
+	later := frame != nil && l.audience(opts) >= laterFrom
 	l.each(opts, func(s *socket.Socket) {
 		if notify := s.NotifyOutgoingListeners(); notify != nil {
 			notify(packet)
 		}
 		if frame != nil {
 			if conn := s.Conn(); conn.ReadyState() == "open" {
-				if d, ok := conn.Transport().(PreEncodedSender); ok && d.SendPreEncoded(frame) {
+				if d, ok := conn.Transport().(PreEncodedSender); ok && d.SendPreEncoded(frame, later) {
 					return
 				}
 			}
 		}
 		s.Client().WriteToEngine(encoded, wopts)
 	})
+}
+
+// audience is the number of local sockets in opts.Rooms (counted once per
+// room), or of all local sockets when there are none: at least the number
+// of recipients of a broadcast with opts.
+func (l *Local) audience(opts *socket.BroadcastOptions) int {
+	if opts == nil || opts.Rooms == nil || opts.Rooms.Len() == 0 {
+		return l.nsp.Sockets().Len()
+	}
+	n := 0
+	for _, room := range opts.Rooms.Keys() {
+		if ids, ok := l.Rooms().Load(room); ok {
+			n += ids.Len()
+		}
+	}
+	return n
 }
 
 // each calls fn for every connected local socket that opts selects: the

@@ -49,23 +49,29 @@ func (m *Metrics) Event(event, outcome string, d time.Duration) {
 	m.latency.WithLabelValues(event).Observe(d.Seconds())
 }
 
-// WebSocket registers the counters of Switchboard's websocket transport,
-// read from stats at each scrape: broadcast frames written directly,
-// clients cut off for not reading, and flusher goroutines started (one each
-// time a client's socket buffer filled).
-func (m *Metrics) WebSocket(stats func() (direct, slow, flushers uint64)) {
-	counter := func(name, help string, pick func(d, s, f uint64) uint64) prometheus.Collector {
+// WebSocketStats are the counters of the node's websocket transport
+// (internal/wstransport.Stats).
+type WebSocketStats struct {
+	Direct, SlowClients, Flushers, OutboxWrites uint64
+}
+
+// WebSocket exports the websocket transport's counters, read from stats at
+// each scrape.
+func (m *Metrics) WebSocket(stats func() WebSocketStats) {
+	counter := func(name, help string, pick func(WebSocketStats) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
 			return float64(pick(stats()))
 		})
 	}
 	m.Registry.MustRegister(
-		counter("switchboard_ws_direct_frames_total", "Broadcast frames written straight to a websocket, without the engine's per-packet path.",
-			func(d, _, _ uint64) uint64 { return d }),
+		counter("switchboard_ws_direct_frames_total", "Broadcast frames handed straight to a websocket, without the engine's per-packet path.",
+			func(s WebSocketStats) uint64 { return s.Direct }),
+		counter("switchboard_ws_broadcast_writes_total", "Writes that carried the direct frames: direct frames / writes is how many broadcast frames one system call carried.",
+			func(s WebSocketStats) uint64 { return s.OutboxWrites }),
 		counter("switchboard_ws_slow_clients_total", "Websocket clients disconnected for falling more than SWITCHBOARD_WS_MAX_QUEUE_BYTES behind.",
-			func(_, s, _ uint64) uint64 { return s }),
+			func(s WebSocketStats) uint64 { return s.SlowClients }),
 		counter("switchboard_ws_flushes_total", "Times a websocket's socket buffer filled and a flusher goroutine took over its writes.",
-			func(_, _, f uint64) uint64 { return f }),
+			func(s WebSocketStats) uint64 { return s.Flushers }),
 	)
 }
 

@@ -108,16 +108,21 @@ func TestHandshakeRefusalsAndLimits(t *testing.T) {
 }
 
 // Presence broadcasts reach websocket clients through the adapter's direct
-// path (adapter.Local into internal/wstransport), and the transport's
-// counters are on /metrics.
+// path (adapter.Local into internal/wstransport and its outbox), and the
+// transport's counters are on /metrics.
 func TestBroadcastsTakeTheDirectPath(t *testing.T) {
 	e := newEnv(t)
 	watcher := e.member("watcher", "desk")
 	before := metricValue(t, e.URL, "switchboard_ws_direct_frames_total")
+	writes := metricValue(t, e.URL, "switchboard_ws_broadcast_writes_total")
 	e.member("bob", "phone")
 	exactlyOnce(t, watcher, "presence:user_connected", testclient.Field("user_id", "bob"))
 	if after := metricValue(t, e.URL, "switchboard_ws_direct_frames_total"); after < before+1 {
 		t.Fatalf("direct frames %v -> %v: the broadcast went through the engine", before, after)
+	}
+	// The watcher has the frame, so the outbox wrote it.
+	if after := metricValue(t, e.URL, "switchboard_ws_broadcast_writes_total"); after < writes+1 {
+		t.Fatalf("broadcast writes %v -> %v after a delivered broadcast", writes, after)
 	}
 	if v := metricValue(t, e.URL, "switchboard_ws_slow_clients_total"); v != 0 {
 		t.Fatalf("slow clients %v", v)

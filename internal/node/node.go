@@ -103,8 +103,8 @@ func New(o Options) (*Node, error) {
 	sopts.SetServeClient(false)
 	sopts.SetCors(&types.Cors{Origin: "*", Credentials: true})
 	// Our websocket transport builds each broadcast's frame once for all
-	// its recipients and writes without a goroutine hand-off (see
-	// internal/wstransport).
+	// its recipients and writes a connection's waiting broadcast frames
+	// with one system call (see internal/wstransport).
 	var ws *wstransport.Builder
 	if !o.LibraryWebSocket {
 		ws = wstransport.NewBuilder()
@@ -127,9 +127,9 @@ func New(o Options) (*Node, error) {
 
 	n := &Node{opts: o, IO: io, log: log, Metrics: api.NewMetrics()}
 	if ws != nil {
-		n.Metrics.WebSocket(func() (direct, slow, flushers uint64) {
+		n.Metrics.WebSocket(func() api.WebSocketStats {
 			s := ws.Stats()
-			return s.Direct, s.SlowClients, s.Flushers
+			return api.WebSocketStats{Direct: s.Direct, SlowClients: s.SlowClients, Flushers: s.Flushers, OutboxWrites: s.OutboxWrites}
 		})
 	}
 	n.Service = service.New(o.Service, o.Store, gateway.NewEmitter(io, log), o.Clock, log)

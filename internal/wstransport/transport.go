@@ -9,9 +9,11 @@
 // gorilla websocket.PreparedMessage on every recipient socket and writes
 // from a queue goroutine per connection. This transport builds the frame
 // once per broadcast (a small cache keyed by the identity of the shared
-// buffer) and writes its bytes to each connection directly from the
-// goroutine that sends, without a goroutine hand-off, whenever the
-// connection's socket buffer has room, which is nearly always.
+// buffer). The engine's packets it writes to the connection directly from
+// the goroutine that sends, whenever the connection's socket buffer has
+// room, which is nearly always; broadcast frames it leaves to an outbox,
+// whose writers write each connection's waiting frames with one system
+// call (see outbox).
 //
 // Everything else follows the library's transport, which the engine socket
 // relies on:
@@ -31,9 +33,11 @@
 //     falls further behind gets a transport error (ErrSlowClient) and is
 //     disconnected, instead of holding the node's memory until its
 //     heartbeat times out.
-//   - SendPreEncoded writes a broadcast's shared frame without the engine
+//   - SendPreEncoded sends a broadcast's shared frame without the engine
 //     socket's per-packet work (packet objects, events, its write buffer);
-//     the adapter in package adapter uses it for local fan-out.
+//     the adapter in package adapter uses it for local fan-out. The frame
+//     waits in the Builder's outbox, with what is sent to the connection
+//     after it, until an outbox writer writes them together.
 //   - The transport writes every frame itself, the replies to the peer's
 //     WebSocket pings and close frames too, and reads and parses the
 //     client's frames itself (frameReader): gorilla's connection, which
@@ -98,6 +102,7 @@ type Builder struct {
 	cache   *frameCache
 	poll    *poller
 	readers *warm.Pool // runs readReady on kept goroutines; nil: a new one each time
+	out     *outbox    // writes the frames SendPreEncoded defers; nil: written at once
 
 	// PingDelay holds back each Engine.IO ping this long before writing it
 	// (see Send). NewBuilder sets DefaultPingDelay; keep it well under the
@@ -121,7 +126,7 @@ type Builder struct {
 
 // counters are a Builder's statistics, shared by its transports.
 type counters struct {
-	flushers, direct, slow atomic.Uint64
+	flushers, direct, slow, outboxWrites atomic.Uint64
 }
 
 // Stats are a Builder's counters since it was made.
@@ -134,18 +139,28 @@ type Stats struct {
 	Direct uint64
 	// SlowClients is the number of connections cut off by MaxQueue.
 	SlowClients uint64
+	// OutboxWrites is the number of writes the outbox's writers made for
+	// the Direct frames (see SendPreEncoded): Direct / OutboxWrites is how
+	// many broadcast frames one system call carried on average.
+	OutboxWrites uint64
 }
 
 // Stats returns the counters of the Builder's transports.
 func (b *Builder) Stats() Stats {
-	return Stats{Flushers: b.stats.flushers.Load(), Direct: b.stats.direct.Load(), SlowClients: b.stats.slow.Load()}
+	return Stats{
+		Flushers:     b.stats.flushers.Load(),
+		Direct:       b.stats.direct.Load(),
+		SlowClients:  b.stats.slow.Load(),
+		OutboxWrites: b.stats.outboxWrites.Load(),
+	}
 }
 
 // NewBuilder returns a Builder with a frame cache of 256 frames and 8 MiB of
 // payload, whose transports are read through one epoll instance (Linux; a
-// goroutine per connection elsewhere).
+// goroutine per connection elsewhere) and write broadcast frames through an
+// outbox (see SendPreEncoded).
 func NewBuilder() *Builder {
-	return &Builder{
+	b := &Builder{
 		cache:      newFrameCache(defaultCacheEntries, defaultCacheBytes),
 		poll:       &poller{},
 		readers:    warm.New(readerWorkers, readerWorkerIdle),
@@ -153,6 +168,8 @@ func NewBuilder() *Builder {
 		MaxQueue:   DefaultMaxQueue,
 		MaxMessage: DefaultMaxMessage,
 	}
+	b.out = newOutbox(&b.stats)
+	return b
 }
 
 const (
@@ -189,6 +206,9 @@ func (*Builder) UpgradesTo() []string { return nil }
 func (b *Builder) New(ctx *types.HttpContext) transports.Transport {
 	t := &Transport{Transport: transports.MakeTransport(), cache: b.cache, stats: &b.stats, poll: b.poll, readers: b.readers, pingDelay: b.PingDelay, maxQueue: b.MaxQueue}
 	t.frames.limit = b.MaxMessage
+	if b.out != nil {
+		t.lane = b.out.lane()
+	}
 	t.Prototype(t)
 	t.Construct(ctx)
 	return t
@@ -228,20 +248,30 @@ type Transport struct {
 	// transport every packet it ever buffered (see SendPreEncoded).
 	engaged atomic.Bool
 
+	lane *lane // the outbox lane that writes pending; nil: nothing is deferred
+
 	mu      sync.Mutex
 	queue   []batch // frames waiting for the flusher, in order
 	queued  int     // bytes in queue
 	writing bool    // a flusher goroutine is running
 	closed  bool    // no more writes: the transport is closing
+	// Frames waiting in the outbox (SendPreEncoded), and what was sent
+	// after them; written by the lane's writer. scheduled: t is in the
+	// lane's queue. While writing is true, nothing is pending: later
+	// frames go to queue.
+	pending       net.Buffers
+	pendingSize   int
+	pendingDrains int
+	scheduled     bool
 }
 
-// batch is what one call wrote: the frames still to write, and whether the
-// engine waits for a "drain" once they are written (a Send does; the
-// transport's own control frames do not).
+// batch is what one or more calls wrote: the frames still to write, and the
+// number of "drain"s the engine waits for once they are written (one per
+// Send; the transport's own control frames and SendPreEncoded want none).
 type batch struct {
-	bufs  net.Buffers
-	size  int
-	drain bool
+	bufs   net.Buffers
+	size   int
+	drains int
 }
 
 // Name returns "websocket".
@@ -604,12 +634,22 @@ func (t *Transport) Send(packets []*packet.Packet) {
 // for a closed socket. A frame sent here after a packet the same goroutine
 // sent through the engine (or the other way round) reaches the wire after
 // it: the engine hands its packets to Send before its send returns.
-func (t *Transport) SendPreEncoded(frame types.BufferInterface) bool {
+//
+// With later, the frame is not written by the caller but by the Builder's
+// outbox, soon after, together with whatever else reaches the connection
+// before its writer gets to it (see outbox); what is sent after it, through
+// Send too, waits behind it. A large fan-out thus costs the broadcasting
+// goroutine no system call, its writes run beside it on the other cores,
+// and a connection that gets many broadcasts gets them in few writes.
+// Without later, the frame is written at once as Send would, unless frames
+// are already waiting in the outbox for this connection: it then waits
+// behind them.
+func (t *Transport) SendPreEncoded(frame types.BufferInterface, later bool) bool {
 	if !t.engaged.Load() {
 		return false
 	}
 	t.stats.direct.Add(1)
-	t.write(net.Buffers{t.cache.frame(frame)}, false)
+	t.send(net.Buffers{t.cache.frame(frame)}, false, later)
 	return true
 }
 
@@ -627,11 +667,17 @@ func (t *Transport) frameOf(p *packet.Packet) ([]byte, error) {
 	return appendFrame(nil, opcodeOf(data), data.Bytes()), nil
 }
 
-// write writes bufs now if nothing is queued and the socket buffer takes
-// them, and queues the rest for the flusher otherwise. drain says whether
-// "drain" is emitted once they are written. A batch that would take the
-// queue past maxQueue fails the transport instead (ErrSlowClient).
-func (t *Transport) write(bufs net.Buffers, drain bool) {
+// write writes bufs now if nothing is queued or pending and the socket
+// buffer takes them, and queues the rest for the flusher otherwise. drain
+// says whether "drain" is emitted once they are written. A batch that would
+// take the queue past maxQueue fails the transport instead (ErrSlowClient).
+func (t *Transport) write(bufs net.Buffers, drain bool) { t.send(bufs, drain, false) }
+
+// send is write, and with later, leaves bufs pending for the outbox instead
+// of writing them now (when the transport has a lane and the connection
+// is TCP and not behind a flusher). Frames that come while some are pending
+// are pending too, behind them, whatever later says.
+func (t *Transport) send(bufs net.Buffers, drain, later bool) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -639,6 +685,10 @@ func (t *Transport) write(bufs net.Buffers, drain bool) {
 		return
 	}
 	if !t.writing && t.raw != nil {
+		if t.scheduled || (later && t.lane != nil) {
+			t.addPending(bufs, drain)
+			return
+		}
 		rest, err := t.writeNow(bufs)
 		switch {
 		case err != nil:
@@ -655,14 +705,34 @@ func (t *Transport) write(bufs net.Buffers, drain bool) {
 		}
 		bufs = rest
 	}
+	drains := 0
+	if drain {
+		drains = 1
+	}
 	size := sizeOf(bufs)
-	if t.maxQueue > 0 && t.queued+size > t.maxQueue {
-		t.stats.slow.Add(1)
-		t.abort(ErrSlowClient)
+	if t.overQueue(size) {
 		return
 	}
-	t.queue = append(t.queue, batch{bufs: bufs, size: size, drain: drain})
-	t.queued += size
+	t.enqueue(batch{bufs: bufs, size: size, drains: drains})
+}
+
+// overQueue reports whether size more bytes would take what waits to be
+// written past maxQueue, and if so fails the transport (ErrSlowClient).
+// The caller holds t.mu; when it reports true, it has released it.
+func (t *Transport) overQueue(size int) bool {
+	if t.maxQueue > 0 && t.queued+t.pendingSize+size > t.maxQueue {
+		t.stats.slow.Add(1)
+		t.abort(ErrSlowClient)
+		return true
+	}
+	return false
+}
+
+// enqueue queues b for the flusher, starting it if it is not running. The
+// caller holds t.mu; enqueue releases it.
+func (t *Transport) enqueue(b batch) {
+	t.queue = append(t.queue, b)
+	t.queued += b.size
 	start := !t.writing
 	t.writing = true
 	t.mu.Unlock()
@@ -672,12 +742,60 @@ func (t *Transport) write(bufs net.Buffers, drain bool) {
 	}
 }
 
+// addPending adds bufs to the frames pending in the outbox, and queues t
+// in its lane if it was not. The caller holds t.mu; addPending releases it.
+func (t *Transport) addPending(bufs net.Buffers, drain bool) {
+	size := sizeOf(bufs)
+	if t.overQueue(size) {
+		return
+	}
+	t.pending = append(t.pending, bufs...)
+	t.pendingSize += size
+	if drain {
+		t.pendingDrains++
+	}
+	schedule := !t.scheduled
+	t.scheduled = true
+	t.mu.Unlock()
+	if schedule {
+		t.lane.add(t)
+	}
+}
+
+// writePending is the outbox's write of t: everything pending, in one
+// system call when the socket buffer takes it (nearly always), the rest
+// queued for a flusher as write does.
+func (t *Transport) writePending() {
+	t.mu.Lock()
+	bufs, drains := t.pending, t.pendingDrains
+	t.pending, t.pendingSize, t.pendingDrains, t.scheduled = nil, 0, 0, false
+	if t.closed || len(bufs) == 0 {
+		t.mu.Unlock()
+		return
+	}
+	t.stats.outboxWrites.Add(1)
+	rest, err := t.writeNow(bufs)
+	switch {
+	case err != nil:
+		t.abort(err)
+		return
+	case len(rest) > 0:
+		t.enqueue(batch{bufs: rest, size: sizeOf(rest), drains: drains})
+		return
+	}
+	t.mu.Unlock()
+	for range drains {
+		t.emitDrain()
+	}
+}
+
 // abort stops the write queue and reports err from another goroutine (the
 // caller may hold the engine's flush lock). The caller holds t.mu; abort
 // releases it.
 func (t *Transport) abort(err error) {
 	t.closed = true
 	t.queue, t.queued = nil, 0
+	t.pending, t.pendingSize, t.pendingDrains = nil, 0, 0
 	t.mu.Unlock()
 	t.SetWritable(false)
 	go t.fail(err)
@@ -749,9 +867,7 @@ func (t *Transport) flush() {
 		for _, b := range batches {
 			bufs = append(bufs, b.bufs...)
 			size += b.size
-			if b.drain {
-				drains++
-			}
+			drains += b.drains
 		}
 		if _, err := bufs.WriteTo(t.nc); err != nil {
 			t.stop()
@@ -772,12 +888,12 @@ func (t *Transport) flush() {
 	}
 }
 
-// Queued is the number of bytes queued and not yet written: zero while the
-// client keeps up.
+// Queued is the number of bytes queued or pending and not yet written: zero
+// while the client keeps up and the outbox has written.
 func (t *Transport) Queued() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.queued
+	return t.queued + t.pendingSize
 }
 
 // emitDrain emits "drain". A panic in a listener is dropped, as the
@@ -802,6 +918,7 @@ func (t *Transport) stop() {
 	t.mu.Lock()
 	t.closed = true
 	t.queue, t.queued = nil, 0
+	t.pending, t.pendingSize, t.pendingDrains = nil, 0, 0
 	t.mu.Unlock()
 }
 

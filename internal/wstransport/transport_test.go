@@ -744,7 +744,7 @@ func TestSendPreEncodedWaitsForTheEngine(t *testing.T) {
 
 	c := dialRaw(t, s.url, "EIO=4")
 	direct := s.waitSocket(c.sid).Conn().Transport().(*Transport)
-	if !direct.SendPreEncoded(frame("a")) {
+	if !direct.SendPreEncoded(frame("a"), false) {
 		t.Fatal("a websocket opened directly refused a frame")
 	}
 	c.expect(ws.TextMessage, `42["d","a"]`)
@@ -752,12 +752,12 @@ func TestSendPreEncodedWaitsForTheEngine(t *testing.T) {
 	up := upgradeFromPolling(t, s)
 	sock := s.socketOf(up.sid)
 	tr := sock.Conn().Transport().(*Transport)
-	if tr.SendPreEncoded(frame("early")) {
+	if tr.SendPreEncoded(frame("early"), true) {
 		t.Fatal("an upgraded transport took a frame before the engine sent anything on it")
 	}
 	_ = sock.Emit("e", 1)
 	up.expect(ws.TextMessage, `42["e",1]`)
-	if !tr.SendPreEncoded(frame("b")) {
+	if !tr.SendPreEncoded(frame("b"), true) {
 		t.Fatal("the upgraded transport refused a frame after the engine sent on it")
 	}
 	up.expect(ws.TextMessage, `42["d","b"]`)
@@ -789,5 +789,52 @@ func TestLetsGoOfTheUpgradeConnection(t *testing.T) {
 			}
 			waitFor(t, 5*time.Second, "no engine sessions", func() bool { return s.engineClients() == 0 })
 		})
+	}
+}
+
+// Broadcast frames that reach a connection while its outbox lane is busy
+// are written together, by one system call, in the order sent, and a
+// packet the engine sends after them waits behind them: nothing reaches
+// the client before the lane's writer runs.
+func TestOutboxCoalescesInOrder(t *testing.T) {
+	s := startServer(t, ours(), nil)
+	c := dialRaw(t, s.url, "EIO=4")
+	sock := s.waitSocket(c.sid)
+	tr := sock.Conn().Transport().(*Transport)
+
+	// Hold the lane as a busy writer would: frames wait in it.
+	tr.lane.mu.Lock()
+	tr.lane.running = true
+	tr.lane.mu.Unlock()
+	before := s.builder.Stats()
+	const n = 20
+	want := 0 // bytes on the wire: each frame's payload and its 2-byte header
+	for i := range n {
+		msg := fmt.Sprintf(`42["b",%d]`, i)
+		want += len(msg) + 2
+		if !tr.SendPreEncoded(types.NewStringBufferString(msg), true) {
+			t.Fatalf("frame %d refused", i)
+		}
+	}
+	_ = sock.Emit("after", 1)
+	want += len(`42["after",1]`) + 2
+	if q := tr.Queued(); q != want {
+		t.Fatalf("%d bytes wait while the lane is held, want %d (all of it)", q, want)
+	}
+
+	go tr.lane.run()
+	for i := range n {
+		c.expect(ws.TextMessage, fmt.Sprintf(`42["b",%d]`, i))
+	}
+	c.expect(ws.TextMessage, `42["after",1]`)
+	if q := tr.Queued(); q != 0 {
+		t.Fatalf("%d bytes still wait after the writer ran", q)
+	}
+	after := s.builder.Stats()
+	if d := after.Direct - before.Direct; d != n {
+		t.Fatalf("%d direct frames counted, want %d", d, n)
+	}
+	if w := after.OutboxWrites - before.OutboxWrites; w != 1 {
+		t.Fatalf("%d writes for %d pending frames and a packet, want 1", w, n)
 	}
 }

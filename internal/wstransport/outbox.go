@@ -1,0 +1,90 @@
+package wstransport
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// outbox writes the broadcast frames that SendPreEncoded defers. A
+// transport with deferred frames waits in one of the outbox's lanes until
+// the lane's writer goroutine takes it and writes everything it has pending
+// with one system call (see Transport.writePending).
+//
+// Why: a broadcast fans out one small frame to many connections, and the
+// write system call, not the frame, is most of what a delivery costs. When
+// a connection gets broadcasts faster than one write takes (every member
+// while an organisation's calls make people busy and free again), the
+// frames that arrive for it while the writer is busy with other
+// connections go out together. Nothing waits on a timer: an idle lane
+// writes a transport as soon as its writer runs, so a lone event is not
+// delayed by more than a goroutine hand-off, and the busier the node the
+// more each write carries.
+//
+// A transport always uses the same lane, and only that lane's writer
+// writes its pending frames, so they keep their order. There are as many
+// lanes as the runtime has processors, so the writes of a large fan-out
+// proceed in parallel with the goroutine that fans out.
+type outbox struct {
+	lanes []lane
+	next  atomic.Uint32 // round-robin lane for new transports
+}
+
+// lane is a queue of transports with pending frames and the writer that
+// drains it: a goroutine started when the queue gets its first transport
+// and gone once it is empty.
+type lane struct {
+	mu      sync.Mutex
+	ready   []*Transport
+	running bool // a writer goroutine drains ready
+	stats   *counters
+}
+
+// newOutbox returns an outbox with one lane per processor.
+func newOutbox(stats *counters) *outbox {
+	o := &outbox{lanes: make([]lane, runtime.GOMAXPROCS(0))}
+	for i := range o.lanes {
+		o.lanes[i].stats = stats
+	}
+	return o
+}
+
+// lane returns the lane for a new transport.
+func (o *outbox) lane() *lane {
+	return &o.lanes[int(o.next.Add(1))%len(o.lanes)]
+}
+
+// add queues t, which has just got its first pending frame, and starts the
+// lane's writer if it is not running.
+func (l *lane) add(t *Transport) {
+	l.mu.Lock()
+	l.ready = append(l.ready, t)
+	start := !l.running
+	l.running = true
+	l.mu.Unlock()
+	if start {
+		go l.run()
+	}
+}
+
+// run is the lane's writer: it writes the pending frames of every queued
+// transport, the ones queued meanwhile too, and ends when none is left. The
+// two slices are swapped each round so that a steady stream allocates
+// nothing.
+func (l *lane) run() {
+	var batch []*Transport
+	for {
+		l.mu.Lock()
+		batch, l.ready = l.ready, batch[:0]
+		if len(batch) == 0 {
+			l.running = false
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		for i, t := range batch {
+			t.writePending()
+			batch[i] = nil
+		}
+	}
+}
