@@ -346,3 +346,36 @@ func TestLocalBroadcastAcrossUpgrade(t *testing.T) {
 		t.Fatal("no broadcast took the direct path after the upgrade")
 	}
 }
+
+// A broadcast to fewer than laterFrom sockets is written by the
+// broadcasting goroutine; a larger one by the transport's outbox, and both
+// reach every recipient.
+func TestLocalDefersOnlyLargeFanOuts(t *testing.T) {
+	s := startLocal(t)
+	small := joinWS(t, s, "small", "few")
+	var big []*wsClient
+	for i := range laterFrom {
+		big = append(big, joinWS(t, s, fmt.Sprint("big", i), "many"))
+	}
+	before := s.ws.Stats()
+	_ = s.io.To("few").Emit("m", "done")
+	if tags := small.tagsUntil("done"); len(tags) != 0 {
+		t.Fatalf("small room got %v before its broadcast", tags)
+	}
+	mid := s.ws.Stats()
+	if mid.Direct != before.Direct+1 || mid.OutboxWrites != before.OutboxWrites {
+		t.Fatalf("fan-out to 1: direct %d -> %d, outbox writes %d -> %d; want one direct frame written at once",
+			before.Direct, mid.Direct, before.OutboxWrites, mid.OutboxWrites)
+	}
+	_ = s.io.To("many").Emit("m", "done")
+	for _, c := range big {
+		if tags := c.tagsUntil("done"); len(tags) != 0 {
+			t.Fatalf("big room got %v before its broadcast", tags)
+		}
+	}
+	after := s.ws.Stats()
+	if after.Direct != mid.Direct+laterFrom || after.OutboxWrites != mid.OutboxWrites+laterFrom {
+		t.Fatalf("fan-out to %d: direct %d -> %d, outbox writes %d -> %d; want every frame direct, one outbox write each",
+			laterFrom, mid.Direct, after.Direct, mid.OutboxWrites, after.OutboxWrites)
+	}
+}

@@ -248,21 +248,17 @@ type Transport struct {
 	// transport every packet it ever buffered (see SendPreEncoded).
 	engaged atomic.Bool
 
-	lane *lane // the outbox lane that writes pending; nil: nothing is deferred
+	lane *lane // the outbox lane that writes queue when scheduled; nil: nothing is deferred
 
 	mu      sync.Mutex
-	queue   []batch // frames waiting for the flusher, in order
+	queue   []batch // frames waiting for the flusher or the outbox, in order
 	queued  int     // bytes in queue
 	writing bool    // a flusher goroutine is running
 	closed  bool    // no more writes: the transport is closing
-	// Frames waiting in the outbox (SendPreEncoded), and what was sent
-	// after them; written by the lane's writer. scheduled: t is in the
-	// lane's queue. While writing is true, nothing is pending: later
-	// frames go to queue.
-	pending       net.Buffers
-	pendingSize   int
-	pendingDrains int
-	scheduled     bool
+	// scheduled: t waits in its outbox lane, whose writer writes queue
+	// (SendPreEncoded with later, and what was sent after it). Never true
+	// while writing is.
+	scheduled bool
 }
 
 // batch is what one or more calls wrote: the frames still to write, and the
@@ -667,16 +663,16 @@ func (t *Transport) frameOf(p *packet.Packet) ([]byte, error) {
 	return appendFrame(nil, opcodeOf(data), data.Bytes()), nil
 }
 
-// write writes bufs now if nothing is queued or pending and the socket
+// write writes bufs now if nothing is queued and the socket
 // buffer takes them, and queues the rest for the flusher otherwise. drain
 // says whether "drain" is emitted once they are written. A batch that would
 // take the queue past maxQueue fails the transport instead (ErrSlowClient).
 func (t *Transport) write(bufs net.Buffers, drain bool) { t.send(bufs, drain, false) }
 
-// send is write, and with later, leaves bufs pending for the outbox instead
+// send is write, and with later, leaves bufs queued for the outbox instead
 // of writing them now (when the transport has a lane and the connection
-// is TCP and not behind a flusher). Frames that come while some are pending
-// are pending too, behind them, whatever later says.
+// is TCP and not behind a flusher). Frames that come while the outbox has
+// some of this connection's wait behind them, whatever later says.
 func (t *Transport) send(bufs net.Buffers, drain, later bool) {
 	t.mu.Lock()
 	if t.closed {
@@ -686,7 +682,7 @@ func (t *Transport) send(bufs net.Buffers, drain, later bool) {
 	}
 	if !t.writing && t.raw != nil {
 		if t.scheduled || (later && t.lane != nil) {
-			t.addPending(bufs, drain)
+			t.schedule(bufs, drain)
 			return
 		}
 		rest, err := t.writeNow(bufs)
@@ -720,7 +716,7 @@ func (t *Transport) send(bufs net.Buffers, drain, later bool) {
 // written past maxQueue, and if so fails the transport (ErrSlowClient).
 // The caller holds t.mu; when it reports true, it has released it.
 func (t *Transport) overQueue(size int) bool {
-	if t.maxQueue > 0 && t.queued+t.pendingSize+size > t.maxQueue {
+	if t.maxQueue > 0 && t.queued+size > t.maxQueue {
 		t.stats.slow.Add(1)
 		t.abort(ErrSlowClient)
 		return true
@@ -742,37 +738,48 @@ func (t *Transport) enqueue(b batch) {
 	}
 }
 
-// addPending adds bufs to the frames pending in the outbox, and queues t
-// in its lane if it was not. The caller holds t.mu; addPending releases it.
-func (t *Transport) addPending(bufs net.Buffers, drain bool) {
+// schedule queues bufs for the outbox, and t in its lane if it was not.
+// The caller holds t.mu and is not writing; schedule releases it.
+func (t *Transport) schedule(bufs net.Buffers, drain bool) {
+	drains := 0
+	if drain {
+		drains = 1
+	}
 	size := sizeOf(bufs)
 	if t.overQueue(size) {
 		return
 	}
-	t.pending = append(t.pending, bufs...)
-	t.pendingSize += size
-	if drain {
-		t.pendingDrains++
-	}
-	schedule := !t.scheduled
+	t.queue = append(t.queue, batch{bufs: bufs, size: size, drains: drains})
+	t.queued += size
+	first := !t.scheduled
 	t.scheduled = true
 	t.mu.Unlock()
-	if schedule {
+	if first {
 		t.lane.add(t)
 	}
 }
 
-// writePending is the outbox's write of t: everything pending, in one
-// system call when the socket buffer takes it (nearly always), the rest
-// queued for a flusher as write does.
+// writePending is the outbox's write of t: everything queued, in one system
+// call when the socket buffer takes it (nearly always), the rest left for a
+// flusher as write does.
 func (t *Transport) writePending() {
 	t.mu.Lock()
-	bufs, drains := t.pending, t.pendingDrains
-	t.pending, t.pendingSize, t.pendingDrains, t.scheduled = nil, 0, 0, false
-	if t.closed || len(bufs) == 0 {
+	t.scheduled = false
+	if t.closed || len(t.queue) == 0 {
 		t.mu.Unlock()
 		return
 	}
+	bufs, drains := t.queue[0].bufs, 0
+	if len(t.queue) > 1 {
+		bufs = nil
+		for _, b := range t.queue {
+			bufs = append(bufs, b.bufs...)
+		}
+	}
+	for _, b := range t.queue {
+		drains += b.drains
+	}
+	t.queue, t.queued = nil, 0
 	t.stats.outboxWrites.Add(1)
 	rest, err := t.writeNow(bufs)
 	switch {
@@ -795,7 +802,6 @@ func (t *Transport) writePending() {
 func (t *Transport) abort(err error) {
 	t.closed = true
 	t.queue, t.queued = nil, 0
-	t.pending, t.pendingSize, t.pendingDrains = nil, 0, 0
 	t.mu.Unlock()
 	t.SetWritable(false)
 	go t.fail(err)
@@ -888,12 +894,12 @@ func (t *Transport) flush() {
 	}
 }
 
-// Queued is the number of bytes queued or pending and not yet written: zero
-// while the client keeps up and the outbox has written.
+// Queued is the number of bytes queued and not yet written: zero while the
+// client keeps up and the outbox has written.
 func (t *Transport) Queued() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.queued + t.pendingSize
+	return t.queued
 }
 
 // emitDrain emits "drain". A panic in a listener is dropped, as the
@@ -918,7 +924,6 @@ func (t *Transport) stop() {
 	t.mu.Lock()
 	t.closed = true
 	t.queue, t.queued = nil, 0
-	t.pending, t.pendingSize, t.pendingDrains = nil, 0, 0
 	t.mu.Unlock()
 }
 
