@@ -272,10 +272,13 @@ func (s *Service) RegisterParticipant(ctx context.Context, a Actor, r MeetingRef
 // afterJoin announces what a join (register or accept) changed.
 func (s *Service) afterJoin(ctx context.Context, a Actor, res *state.JoinResult, now time.Time) {
 	if res.Already {
+		if res.Presence != nil {
+			s.announce(*res.Presence)
+		}
 		return
 	}
 	m := res.Meeting
-	s.setJoined(ctx, a, m.ID, true, now)
+	s.joined(ctx, a, m.ID, true, res.Presence, now)
 	if res.Started {
 		s.emitToUsers(m.Audience(), a.except(), "meeting:started", map[string]any{"meeting_id": m.ID})
 	}
@@ -287,6 +290,17 @@ func (s *Service) afterJoin(ctx context.Context, a Actor, res *state.JoinResult,
 	if res.UserJoined {
 		s.emitToRoom(m.ID, a.except(), "meeting:participant_joined", map[string]any{"meeting_id": m.ID, "user_id": a.UserID})
 	}
+}
+
+// joined announces the busy transition that a join or leave recorded in
+// presence (tr, from JoinResult or LeaveResult), or records it now when the
+// store could not (tr nil).
+func (s *Service) joined(ctx context.Context, a Actor, meetingID string, joined bool, tr *state.Transition, now time.Time) {
+	if tr != nil {
+		s.announce(*tr)
+		return
+	}
+	s.setJoined(ctx, a, meetingID, joined, now)
 }
 
 // setJoined records the connection's meeting in presence and announces the
@@ -314,7 +328,7 @@ func (s *Service) Leave(ctx context.Context, a Actor, r MeetingRef) error {
 	if err != nil {
 		return wrap(err, "meeting")
 	}
-	s.setJoined(ctx, a, r.MeetingID, false, now)
+	s.joined(ctx, a, r.MeetingID, false, res.Presence, now)
 	s.afterLeave(ctx, a.UserID, a.except(), res)
 	return nil
 }

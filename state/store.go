@@ -39,6 +39,10 @@ type JoinResult struct {
 	FirstJoined bool
 	// Started: a scheduled meeting became live by this join.
 	Started bool
+	// Presence is the status transition of the user that recording the
+	// meeting in the connection's presence entry caused (see Join); nil when
+	// it was not recorded, and the caller should call Presence.SetJoined.
+	Presence *Transition
 }
 
 // LeaveResult reports what a Leave changed.
@@ -52,6 +56,11 @@ type LeaveResult struct {
 	Deleted bool
 	// Reason is the call end reason when a call ended.
 	Reason string
+	// Presence is the status transition of the user that forgetting the
+	// meeting in the connection's presence entry caused (see Leave); nil
+	// when it was not forgotten, and the caller should call
+	// Presence.SetJoined.
+	Presence *Transition
 }
 
 // RingResult reports what a Ring changed.
@@ -114,6 +123,14 @@ type Meetings interface {
 	// participant whose status is not declined may join a meeting that has
 	// not ended (ended: ErrGone; declined: ErrForbidden). Joining again with
 	// the same conn changes nothing (Already).
+	//
+	// A join (Already too) also records the meeting in conn's presence
+	// entry, as Presence.SetJoined(actor, conn, id, true) would, and reports
+	// the transition in JoinResult.Presence, so that the busy status costs
+	// no second round trip. The two are each atomic, not atomic together: a
+	// store may record the meeting before it knows the join's outcome and
+	// forget it again when the join is refused. An empty conn records
+	// nothing (Presence nil).
 	Join(ctx context.Context, id, actor, conn string, now time.Time) (*JoinResult, error)
 
 	// Leave takes conn out of the meeting room. Not in the room: ErrConflict
@@ -123,6 +140,12 @@ type Meetings interface {
 	// with a connection in the room) left ends and is deleted, with reason
 	// completed if Answered else cancelled. A scheduled meeting whose
 	// EndTime has passed ends when its room becomes empty (status ended).
+	//
+	// A leave also forgets the meeting in conn's presence entry, as
+	// Presence.SetJoined(actor, conn, id, false) would, and reports the
+	// transition in LeaveResult.Presence (a store may forget it whatever
+	// the leave's outcome: a connection not in the room must not count as
+	// in the meeting either). An empty conn forgets nothing.
 	Leave(ctx context.Context, id, actor, conn string, now time.Time) (*LeaveResult, error)
 
 	// InviteLive adds users as invited participants of a live meeting. The
@@ -160,8 +183,8 @@ type Meetings interface {
 	Ring(ctx context.Context, id, actor string, recipients, online []string, ringDeadline time.Time, timeout Job, now time.Time) (*RingResult, error)
 
 	// Accept: a ringing or invited participant of a call accepts (else
-	// ErrConflict); status accepted, conn joins the room (as Join), Answered
-	// is set. Not a call: ErrNotFound.
+	// ErrConflict); status accepted, conn joins the room (as Join, its
+	// presence entry too), Answered is set. Not a call: ErrNotFound.
 	Accept(ctx context.Context, id, actor, conn string, now time.Time) (*JoinResult, error)
 
 	// Decline: a ringing or invited participant of a call declines (else

@@ -334,7 +334,7 @@ func (x *meetings) Join(ctx context.Context, id, actor, conn string, now time.Ti
 	case me.Status == state.PartDeclined:
 		return nil, errorf(state.ErrForbidden, "%s declined meeting %s", actor, id)
 	case slices.Contains(m.Conns[actor], conn):
-		return &state.JoinResult{Meeting: cloneMeeting(m), Already: true}, nil
+		return &state.JoinResult{Meeting: cloneMeeting(m), Already: true, Presence: s.markJoined(actor, conn, id, true, now)}, nil
 	}
 	r := &state.JoinResult{}
 	r.UserJoined, r.FirstJoined = enter(m, me, conn, now)
@@ -346,6 +346,7 @@ func (x *meetings) Join(ctx context.Context, id, actor, conn string, now time.Ti
 	}
 	touch(m, now)
 	r.Meeting = cloneMeeting(m)
+	r.Presence = s.markJoined(actor, conn, id, true, now)
 	return r, nil
 }
 
@@ -390,6 +391,7 @@ func (x *meetings) Leave(ctx context.Context, id, actor, conn string, now time.T
 		s.dropMeeting(id)
 	}
 	r.Meeting = cloneMeeting(m)
+	r.Presence = s.markJoined(actor, conn, id, false, now)
 	return r, nil
 }
 
@@ -511,6 +513,7 @@ func (x *meetings) Accept(ctx context.Context, id, actor, conn string, now time.
 	m.Answered = true
 	touch(m, now)
 	r.Meeting = cloneMeeting(m)
+	r.Presence = s.markJoined(actor, conn, id, true, now)
 	return r, nil
 }
 

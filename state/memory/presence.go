@@ -220,20 +220,35 @@ func (x *presence) SetJoined(ctx context.Context, user, connID, meetingID string
 		return state.Transition{}, err
 	}
 	defer s.unlock()
+	return s.setJoined(user, connID, meetingID, joined, now), nil
+}
+
+// setJoined is SetJoined with s locked; Join, Accept and Leave call it too.
+func (s *Store) setJoined(user, connID, meetingID string, joined bool, now time.Time) state.Transition {
 	e := s.conns[connID]
 	if e == nil || e.c.UserID != user {
 		st := state.Offline
 		if u := s.users[user]; u != nil {
 			st = u.status
 		}
-		return state.Transition{UserID: user, From: st, To: st, At: state.At(now)}, nil
+		return state.Transition{UserID: user, From: st, To: st, At: state.At(now)}
 	}
 	if joined {
 		e.meetings[meetingID] = struct{}{}
 	} else {
 		delete(e.meetings, meetingID)
 	}
-	return s.report(user, s.user(user), now), nil
+	return s.report(user, s.user(user), now)
+}
+
+// markJoined is setJoined for a meeting transition's result: nil for an
+// empty conn.
+func (s *Store) markJoined(user, connID, meetingID string, joined bool, now time.Time) *state.Transition {
+	if connID == "" {
+		return nil
+	}
+	t := s.setJoined(user, connID, meetingID, joined, now)
+	return &t
 }
 
 // Query implements state.Presence. A user in the presence grace (last

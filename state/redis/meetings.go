@@ -197,12 +197,47 @@ func (s *meetings) Start(ctx context.Context, id, actor string, now time.Time) (
 
 // Join implements state.Meetings.
 func (s *meetings) Join(ctx context.Context, id, actor, conn string, now time.Time) (*state.JoinResult, error) {
-	v, err := s.st().run(ctx, s.sc.joinMeeting, []string{s.keys.meeting(id)}, stamp(now), actor, conn)
-	r, err := s.st().decode("join meeting", meetingDoc, v, err)
+	r, tr, err := s.marked(ctx, "join meeting", s.sc.joinMeeting, []string{s.keys.meeting(id)},
+		[]any{stamp(now), actor, conn}, id, actor, conn, true, now)
 	if err != nil {
 		return nil, err
 	}
-	return r.joinResult(), nil
+	res := r.joinResult()
+	res.Presence = tr
+	return res, nil
+}
+
+// marked runs the meeting transition sc and, in the same pipeline (one
+// round trip; the presence hash is in another slot), the setJoined script
+// that records (joined) or forgets meeting id in conn's presence entry, as
+// Join, Accept and Leave promise. It returns the transition's reply, and
+// the presence transition or nil when setJoined failed. A refused join
+// whose mark was new has it taken back (a second round trip, on that path
+// only); a mark that was there before stays.
+func (s *meetings) marked(ctx context.Context, what string, sc *goredis.Script, keys []string, args []any,
+	id, actor, conn string, joined bool, now time.Time) (*reply, *state.Transition, error) {
+	if conn == "" {
+		v, err := s.st().run(ctx, sc, keys, args...)
+		r, err := s.st().decode(what, meetingDoc, v, err)
+		return r, nil, err
+	}
+	vs, errs := s.st().runEach(ctx,
+		scriptCall{sc: sc, keys: keys, args: args},
+		scriptCall{sc: s.sc.setJoined, keys: []string{s.keys.presence(actor)}, args: []any{millis(now), conn, id, joinedFlag(joined)}})
+	var tr *state.Transition
+	marked := false // this call added the meeting to conn's entry
+	if pr, err := s.st().decode("set joined", noDoc, vs[1], errs[1]); err == nil {
+		t := pr.transition(actor, now)
+		tr, marked = &t, joined && pr.Changed
+	}
+	r, err := s.st().decode(what, meetingDoc, vs[0], errs[0])
+	if err != nil {
+		if marked {
+			_, _ = s.st().Presence().SetJoined(ctx, actor, conn, id, false, now)
+		}
+		return nil, nil, err
+	}
+	return r, tr, nil
 }
 
 func (r *reply) joinResult() *state.JoinResult {
@@ -216,12 +251,12 @@ func (r *reply) callResult() *state.CallResult {
 
 // Leave implements state.Meetings.
 func (s *meetings) Leave(ctx context.Context, id, actor, conn string, now time.Time) (*state.LeaveResult, error) {
-	v, err := s.st().run(ctx, s.sc.leaveMeeting, []string{s.keys.meeting(id), s.keys.queue(id)}, stamp(now), actor, conn)
-	r, err := s.st().decode("leave meeting", meetingDoc, v, err)
+	r, tr, err := s.marked(ctx, "leave meeting", s.sc.leaveMeeting, []string{s.keys.meeting(id), s.keys.queue(id)},
+		[]any{stamp(now), actor, conn}, id, actor, conn, false, now)
 	if err != nil {
 		return nil, err
 	}
-	return &state.LeaveResult{Meeting: r.Meeting, UserLeft: r.UserLeft, Ended: r.Ended, Deleted: r.Deleted, Reason: r.Reason}, nil
+	return &state.LeaveResult{Meeting: r.Meeting, UserLeft: r.UserLeft, Ended: r.Ended, Deleted: r.Deleted, Reason: r.Reason, Presence: tr}, nil
 }
 
 // InviteLive implements state.Meetings. The invitees are indexed in the same
@@ -287,12 +322,14 @@ func (s *meetings) Ring(ctx context.Context, id, actor string, recipients, onlin
 
 // Accept implements state.Meetings.
 func (s *meetings) Accept(ctx context.Context, id, actor, conn string, now time.Time) (*state.JoinResult, error) {
-	v, err := s.st().run(ctx, s.sc.acceptCall, []string{s.keys.meeting(id)}, stamp(now), actor, conn)
-	r, err := s.st().decode("accept call", meetingDoc, v, err)
+	r, tr, err := s.marked(ctx, "accept call", s.sc.acceptCall, []string{s.keys.meeting(id)},
+		[]any{stamp(now), actor, conn}, id, actor, conn, true, now)
 	if err != nil {
 		return nil, err
 	}
-	return r.joinResult(), nil
+	res := r.joinResult()
+	res.Presence = tr
+	return res, nil
 }
 
 // Decline implements state.Meetings.

@@ -107,16 +107,20 @@ func (s *presence) SettleOffline(ctx context.Context, user string, lastSeenTTL t
 
 // SetJoined implements state.Presence.
 func (s *presence) SetJoined(ctx context.Context, user, connID, meetingID string, joined bool, now time.Time) (state.Transition, error) {
-	flag := "0"
-	if joined {
-		flag = "1"
-	}
-	v, err := s.st().run(ctx, s.sc.setJoined, []string{s.keys.presence(user)}, millis(now), connID, meetingID, flag)
+	v, err := s.st().run(ctx, s.sc.setJoined, []string{s.keys.presence(user)}, millis(now), connID, meetingID, joinedFlag(joined))
 	r, err := s.st().decode("set joined", noDoc, v, err)
 	if err != nil {
 		return state.Transition{}, err
 	}
 	return r.transition(user, now), nil
+}
+
+// joinedFlag is setJoined's ARGV[4]: "1" joined, "0" left.
+func joinedFlag(joined bool) string {
+	if joined {
+		return "1"
+	}
+	return "0"
 }
 
 // Query implements state.Presence: one pipeline of HGETALLs.

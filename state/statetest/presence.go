@@ -178,6 +178,40 @@ func testPresence(t *testing.T, newStore factory) {
 			presenceOf(t, st, "alice", now, s.to)
 		}
 	})
+	subtest(t, newStore, "Accept, Join and Leave record the meeting in presence", func(t *testing.T, st state.Store) {
+		mustConnect(t, st, conn("b1", "bob", "phone", "n1"), at(0))
+		newCall(t, st, "bob", "carol")
+		presence := func(what string, tr *state.Transition) state.Transition {
+			t.Helper()
+			if tr == nil {
+				t.Fatalf("%s reported no presence transition", what)
+			}
+			return *tr
+		}
+		r := mustAccept(t, st, "bob", "b1", at(time.Second))
+		changed(t, presence("Accept", r.Presence), "bob", state.Online, state.Busy, at(time.Second))
+		presenceOf(t, st, "bob", at(time.Second), state.Busy)
+
+		// Refused: bob has accepted already, and mtg_none does not exist.
+		// Neither leaves a mark behind.
+		_, err := st.Meetings().Accept(ctx(t), "call_a", "bob", "b1", at(2*time.Second))
+		isErr(t, err, state.ErrConflict, "Accept again")
+		_, err = st.Meetings().Join(ctx(t), "mtg_none", "bob", "b1", at(2*time.Second))
+		isErr(t, err, state.ErrNotFound, "Join an unknown meeting")
+		presenceOf(t, st, "bob", at(2*time.Second), state.Busy)
+
+		j, err := st.Meetings().Join(ctx(t), "call_a", "bob", "b1", at(3*time.Second))
+		noErr(t, err, "Join again")
+		eq(t, "Already", j.Already, true)
+		unchanged(t, presence("Join again", j.Presence))
+
+		l := mustLeave(t, st, "bob", "b1", at(4*time.Second))
+		changed(t, presence("Leave", l.Presence), "bob", state.Busy, state.Online, at(4*time.Second))
+		presenceOf(t, st, "bob", at(4*time.Second), state.Online)
+		// The refused join took its mark back: nothing is left to forget.
+		unchanged(t, mustSetJoined(t, st, "bob", "b1", "mtg_none", false, at(5*time.Second)))
+		unchanged(t, mustSetJoined(t, st, "bob", "b1", "call_a", false, at(5*time.Second)))
+	})
 	subtest(t, newStore, "Disconnect returns the joined meetings and clears busy", func(t *testing.T, st state.Store) {
 		mustConnect(t, st, conn("c1", "alice", "phone", "n1"), at(0))
 		mustConnect(t, st, conn("c2", "alice", "desktop", "n1"), at(0))

@@ -1,5 +1,6 @@
 -- setJoined records that a member's connection joined or left a meeting and
--- reports the online <-> busy transition.
+-- reports the online <-> busy transition, and whether the connection's
+-- meetings changed (changed: the meeting was added or removed).
 -- KEYS[1] the user's presence hash. ARGV[1] now (ms), ARGV[2] connection id,
 -- ARGV[3] meeting id, ARGV[4] "1" joined / "0" left.
 local now = tonumber(ARGV[1])
@@ -7,8 +8,12 @@ local st, conns = load_presence(KEYS[1])
 local c = conns[ARGV[2]]
 if not c then return reply({from = st, to = st}) end
 if type(c.m) ~= 'table' then c.m = {} end
-if ARGV[4] == '1' then c.m[ARGV[3]] = true else c.m[ARGV[3]] = nil end
-redis.call('HSET', KEYS[1], 'c:' .. ARGV[2], cjson.encode(c))
+local joined = ARGV[4] == '1'
+local changed = (c.m[ARGV[3]] ~= nil) ~= joined
+if changed then
+  if joined then c.m[ARGV[3]] = true else c.m[ARGV[3]] = nil end
+  redis.call('HSET', KEYS[1], 'c:' .. ARGV[2], cjson.encode(c))
+end
 local to = derive(conns, now) or st
 if to ~= st then redis.call('HSET', KEYS[1], 'st', to) end
-return reply({from = st, to = to})
+return reply({from = st, to = to, changed = changed})
