@@ -663,10 +663,10 @@ func (t *Transport) frameOf(p *packet.Packet) ([]byte, error) {
 	return appendFrame(nil, opcodeOf(data), data.Bytes()), nil
 }
 
-// write writes bufs now if nothing is queued and the socket
-// buffer takes them, and queues the rest for the flusher otherwise. drain
-// says whether "drain" is emitted once they are written. A batch that would
-// take the queue past maxQueue fails the transport instead (ErrSlowClient).
+// write writes bufs now if nothing is queued and the socket buffer takes
+// them, and queues the rest for the flusher otherwise. drain says whether
+// "drain" is emitted once they are written. A batch that would take the
+// queue past maxQueue fails the transport instead (ErrSlowClient).
 func (t *Transport) write(bufs net.Buffers, drain bool) { t.send(bufs, drain, false) }
 
 // send is write, and with later, leaves bufs queued for the outbox instead
@@ -680,11 +680,9 @@ func (t *Transport) send(bufs net.Buffers, drain, later bool) {
 		t.SetWritable(false)
 		return
 	}
-	if !t.writing && t.raw != nil {
-		if t.scheduled || (later && t.lane != nil) {
-			t.schedule(bufs, drain)
-			return
-		}
+	ready := !t.writing && t.raw != nil
+	outbox := ready && t.lane != nil && (t.scheduled || later)
+	if ready && !outbox {
 		rest, err := t.writeNow(bufs)
 		switch {
 		case err != nil:
@@ -701,27 +699,29 @@ func (t *Transport) send(bufs net.Buffers, drain, later bool) {
 		}
 		bufs = rest
 	}
-	drains := 0
+	b := batch{bufs: bufs, size: sizeOf(bufs)}
 	if drain {
-		drains = 1
+		b.drains = 1
 	}
-	size := sizeOf(bufs)
-	if t.overQueue(size) {
-		return
-	}
-	t.enqueue(batch{bufs: bufs, size: size, drains: drains})
-}
-
-// overQueue reports whether size more bytes would take what waits to be
-// written past maxQueue, and if so fails the transport (ErrSlowClient).
-// The caller holds t.mu; when it reports true, it has released it.
-func (t *Transport) overQueue(size int) bool {
-	if t.maxQueue > 0 && t.queued+size > t.maxQueue {
+	if t.maxQueue > 0 && t.queued+b.size > t.maxQueue {
 		t.stats.slow.Add(1)
 		t.abort(ErrSlowClient)
-		return true
+		return
 	}
-	return false
+	if !outbox {
+		t.enqueue(b)
+		return
+	}
+	// The outbox's lane writes the queue (writePending); t joins the lane
+	// with its first frame there.
+	t.queue = append(t.queue, b)
+	t.queued += b.size
+	first := !t.scheduled
+	t.scheduled = true
+	t.mu.Unlock()
+	if first {
+		t.lane.add(t)
+	}
 }
 
 // enqueue queues b for the flusher, starting it if it is not running. The
@@ -735,27 +735,6 @@ func (t *Transport) enqueue(b batch) {
 	if start {
 		t.stats.flushers.Add(1)
 		go t.flush()
-	}
-}
-
-// schedule queues bufs for the outbox, and t in its lane if it was not.
-// The caller holds t.mu and is not writing; schedule releases it.
-func (t *Transport) schedule(bufs net.Buffers, drain bool) {
-	drains := 0
-	if drain {
-		drains = 1
-	}
-	size := sizeOf(bufs)
-	if t.overQueue(size) {
-		return
-	}
-	t.queue = append(t.queue, batch{bufs: bufs, size: size, drains: drains})
-	t.queued += size
-	first := !t.scheduled
-	t.scheduled = true
-	t.mu.Unlock()
-	if first {
-		t.lane.add(t)
 	}
 }
 
