@@ -88,7 +88,7 @@ func newFzWorld(tb testing.TB) *fzWorld {
 		Conns: map[string][]string{"alice": {"conn-a"}},
 	}
 	for _, m := range []*state.Meeting{mtg, call} {
-		if err := store.Meetings().Create(ctx, m, time.Hour, fzNow); err != nil {
+		if _, err := store.Meetings().Create(ctx, m, time.Hour, fzNow); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -89,10 +89,11 @@ func (s *Service) CreateCall(ctx context.Context, a Actor, r CreateCallRequest) 
 	for _, u := range others {
 		m.Participants = append(m.Participants, state.Participant{UserID: u, Role: state.RoleMember, Status: state.PartInvited})
 	}
-	if err := s.store.Meetings().Create(ctx, m, 0, now); err != nil {
+	tr, err := s.store.Meetings().Create(ctx, m, 0, now)
+	if err != nil {
 		return nil, wrap(err, "call")
 	}
-	s.setJoined(ctx, a, m.ID, true, now)
+	s.joined(ctx, a, m.ID, true, tr, now)
 	return m.Public(), nil
 }
 

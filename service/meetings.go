@@ -143,7 +143,7 @@ func (s *Service) CreateMeeting(ctx context.Context, a Actor, r CreateMeetingReq
 	for _, u := range others {
 		m.Participants = append(m.Participants, state.Participant{UserID: u, Role: state.RoleMember, Status: state.PartInvited})
 	}
-	if err := s.store.Meetings().Create(ctx, m, s.cfg.MeetingRetention, now); err != nil {
+	if _, err := s.store.Meetings().Create(ctx, m, s.cfg.MeetingRetention, now); err != nil {
 		return nil, wrap(err, "meeting")
 	}
 	s.scheduleMeetingJobs(ctx, m, now)

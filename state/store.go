@@ -95,7 +95,13 @@ type Meetings interface {
 	// until EndTime + retention. It indexes m for every participant's
 	// ListForUser. If m.Conns is set (a call's creating socket) it is stored
 	// as given. ErrConflict if the id exists.
-	Create(ctx context.Context, m *Meeting, retention time.Duration, now time.Time) error
+	//
+	// When m.Conns holds exactly one connection of the creator
+	// (m.CreatedBy), Create also records the meeting in that connection's
+	// presence entry, as Join does, and returns the status transition; nil
+	// otherwise, or when it could not be recorded (the caller may call
+	// Presence.SetJoined). A refused Create takes back a mark it added.
+	Create(ctx context.Context, m *Meeting, retention time.Duration, now time.Time) (*Transition, error)
 
 	// Get returns the meeting. ErrNotFound if absent.
 	Get(ctx context.Context, id string) (*Meeting, error)

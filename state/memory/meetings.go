@@ -170,14 +170,14 @@ func (s *Store) dropMeeting(id string) {
 }
 
 // Create implements state.Meetings.
-func (x *meetings) Create(ctx context.Context, m *state.Meeting, retention time.Duration, now time.Time) error {
+func (x *meetings) Create(ctx context.Context, m *state.Meeting, retention time.Duration, now time.Time) (*state.Transition, error) {
 	s := x.store()
 	if err := s.lock(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	defer s.unlock()
 	if s.meeting(m.ID) != nil {
-		return errorf(state.ErrConflict, "meeting %s exists", m.ID)
+		return nil, errorf(state.ErrConflict, "meeting %s exists", m.ID)
 	}
 	c := cloneMeeting(m)
 	for u, cs := range c.Conns {
@@ -190,7 +190,10 @@ func (x *meetings) Create(ctx context.Context, m *state.Meeting, retention time.
 	for _, p := range c.Participants {
 		add(s.byUser, p.UserID, c.ID)
 	}
-	return nil
+	if cs := c.Conns[c.CreatedBy]; len(cs) == 1 && len(c.Conns) == 1 {
+		return s.markJoined(c.CreatedBy, cs[0], c.ID, true, now), nil
+	}
+	return nil, nil
 }
 
 // Get implements state.Meetings.

@@ -117,7 +117,7 @@ func BenchmarkJoinLeave(b *testing.B) {
 		members[i] = fmt.Sprintf("user%02d", i)
 	}
 	m := scheduled("mtg_a", at(0), at(24*time.Hour), members...)
-	must(b, st.Meetings().Create(ctx, m, 7*24*time.Hour, at(0)))
+	must(b, created(st.Meetings().Create(ctx, m, 7*24*time.Hour, at(0))))
 	_, err := st.Meetings().Join(ctx, "mtg_a", "alice", "a1", at(time.Minute))
 	must(b, err)
 	i := 0
@@ -142,7 +142,7 @@ func BenchmarkJoinLeaveParallel(b *testing.B) {
 	for i := range members {
 		members[i] = fmt.Sprintf("user%02d", i)
 	}
-	must(b, st.Meetings().Create(ctx, scheduled("mtg_a", at(0), at(24*time.Hour), members...), 7*24*time.Hour, at(0)))
+	must(b, created(st.Meetings().Create(ctx, scheduled("mtg_a", at(0), at(24*time.Hour), members...), 7*24*time.Hour, at(0))))
 	_, err := st.Meetings().Join(ctx, "mtg_a", "alice", "a1", at(time.Minute))
 	must(b, err)
 	var n atomic.Int64
@@ -175,7 +175,7 @@ func BenchmarkCreateMeeting(b *testing.B) {
 		i++
 		m := scheduled(fmt.Sprintf("mtg_%d", i), at(time.Hour), at(2*time.Hour),
 			"b", "c", "d", "e", "f", "g", "h", "i", "j")
-		must(b, st.Meetings().Create(ctx, m, 7*24*time.Hour, at(0)))
+		must(b, created(st.Meetings().Create(ctx, m, 7*24*time.Hour, at(0))))
 	}
 	rm.report()
 }
@@ -186,7 +186,7 @@ func BenchmarkRing(b *testing.B) {
 	st, rm := benchStore(b)
 	ctx := context.Background()
 	members := []string{"b", "c", "d", "e", "f", "g", "h", "i", "j", "k"}
-	must(b, st.Meetings().Create(ctx, call("call_a", at(0), members...), 0, at(0)))
+	must(b, created(st.Meetings().Create(ctx, call("call_a", at(0), members...), 0, at(0))))
 	rm.start()
 	for b.Loop() {
 		r, err := st.Meetings().Ring(ctx, "call_a", "alice", members, members, at(time.Minute), ringTimeout("call_a", at(time.Minute)), at(0))
@@ -210,7 +210,7 @@ func BenchmarkCallLifecycle(b *testing.B) {
 	for b.Loop() {
 		i++
 		id := fmt.Sprintf("call_%d", i)
-		must(b, mt.Create(ctx, call(id, at(0), "bob"), 0, at(0)))
+		must(b, created(mt.Create(ctx, call(id, at(0), "bob"), 0, at(0))))
 		rr, err := mt.Ring(ctx, id, "alice", []string{"bob"}, []string{"bob"}, at(time.Minute), ringTimeout(id, at(time.Minute)), at(0))
 		must(b, err)
 		must(b, rr.TimeoutErr)
@@ -354,8 +354,8 @@ func BenchmarkListForUser(b *testing.B) {
 	st, rm := benchStore(b)
 	ctx := context.Background()
 	for i := range 20 {
-		must(b, st.Meetings().Create(ctx, scheduled(fmt.Sprintf("mtg_%d", i), at(time.Duration(i)*time.Hour),
-			at(time.Duration(i+1)*time.Hour), "bob"), 7*24*time.Hour, at(0)))
+		must(b, created(st.Meetings().Create(ctx, scheduled(fmt.Sprintf("mtg_%d", i), at(time.Duration(i)*time.Hour),
+			at(time.Duration(i+1)*time.Hour), "bob"), 7*24*time.Hour, at(0))))
 	}
 	rm.start()
 	for b.Loop() {

@@ -25,7 +25,7 @@ var _ state.Meetings = (*meetings)(nil)
 func (s *meetings) st() *Store { return (*Store)(s) }
 
 // Create implements state.Meetings.
-func (s *meetings) Create(ctx context.Context, m *state.Meeting, retention time.Duration, now time.Time) error {
+func (s *meetings) Create(ctx context.Context, m *state.Meeting, retention time.Duration, now time.Time) (*state.Transition, error) {
 	expiry := m.EndTime.Time
 	if !m.IsInstantCall {
 		expiry = expiry.Add(retention)
@@ -40,14 +40,34 @@ func (s *meetings) Create(ctx context.Context, m *state.Meeting, retention time.
 	doc.ActiveCount = len(doc.Conns)
 	b, err := encodeMeeting(doc)
 	if err != nil {
-		return fmt.Errorf("redis create meeting: %w", err)
+		return nil, fmt.Errorf("redis create meeting: %w", err)
 	}
 	users := m.Everyone()
-	v, err := s.st().runWith(ctx, s.sc.createMeeting, []string{s.keys.meeting(m.ID)},
-		[]any{b, ttl.Milliseconds()},
-		func(p goredis.Pipeliner) { s.st().indexMeeting(ctx, p, m.ID, users, ttl) })
-	_, err = s.st().decode("create meeting", meetingDoc, v, err)
-	return err
+	index := func(p goredis.Pipeliner) { s.st().indexMeeting(ctx, p, m.ID, users, ttl) }
+	creator, conns := m.CreatedBy, doc.Conns[m.CreatedBy]
+	if len(conns) != 1 || len(doc.Conns) != 1 {
+		v, err := s.st().runWith(ctx, s.sc.createMeeting, []string{s.keys.meeting(m.ID)}, []any{b, ttl.Milliseconds()}, index)
+		_, err = s.st().decode("create meeting", meetingDoc, v, err)
+		return nil, err
+	}
+	// The creator's busy mark rides in the same pipeline (another slot).
+	mark := scriptCall{sc: s.sc.setJoined, keys: []string{s.keys.presence(creator)}, args: []any{millis(now), conns[0], m.ID, joinedFlag(true)}}
+	v, marks, err := s.st().runAlso(ctx, s.sc.createMeeting, []string{s.keys.meeting(m.ID)}, []any{b, ttl.Milliseconds()}, index, mark)
+	var tr *state.Transition
+	marked := false
+	if marks[0] != nil {
+		if pr, perr := s.st().decode("set joined", noDoc, marks[0], nil); perr == nil {
+			t := pr.transition(creator, now)
+			tr, marked = &t, pr.Changed
+		}
+	}
+	if _, err = s.st().decode("create meeting", meetingDoc, v, err); err != nil {
+		if marked {
+			_, _ = s.st().Presence().SetJoined(ctx, creator, conns[0], m.ID, false, now)
+		}
+		return nil, err
+	}
+	return tr, nil
 }
 
 // Get implements state.Meetings.

@@ -155,12 +155,31 @@ func (s *Store) run(ctx context.Context, sc *goredis.Script, keys []string, args
 // stale. When the script ran but an index command failed, the index
 // commands are sent once more.
 func (s *Store) runWith(ctx context.Context, sc *goredis.Script, keys []string, args []any, index func(p goredis.Pipeliner)) (any, error) {
+	v, _, err := s.runAlso(ctx, sc, keys, args, index)
+	return v, err
+}
+
+// runAlso is runWith with more scripts in the same pipeline, after the
+// index commands: independent transitions (other slots) whose replies it
+// returns in order, nil for one that failed or that Redis did not know
+// (NOSCRIPT: it is not sent again; the caller may run it on its own).
+func (s *Store) runAlso(ctx context.Context, sc *goredis.Script, keys []string, args []any, index func(p goredis.Pipeliner), also ...scriptCall) (any, []any, error) {
 	var script *goredis.Cmd
+	more := make([]*goredis.Cmd, len(also))
 	cmds, perr := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		script = sc.EvalSha(ctx, p, keys, args...)
 		index(p)
+		for i, c := range also {
+			more[i] = c.sc.EvalSha(ctx, p, c.keys, c.args...)
+		}
 		return nil
 	})
+	replies := make([]any, len(also))
+	for i, c := range more {
+		if v, err := c.Result(); err == nil {
+			replies[i] = v
+		}
+	}
 	cmd := script
 	if goredis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
 		cmd = sc.Eval(ctx, s.c, keys, args...)
@@ -170,15 +189,19 @@ func (s *Store) runWith(ctx context.Context, sc *goredis.Script, keys []string, 
 		err = perr // the pipeline failed before the script answered
 	}
 	if err != nil {
-		return nil, err
+		return nil, replies, err
 	}
-	for _, c := range cmds {
-		if c != goredis.Cmder(script) && c.Err() != nil && !errors.Is(c.Err(), goredis.Nil) {
+	// cmds are in the order queued: the script, the index commands, also.
+	for i, c := range cmds {
+		if i == 0 || i >= len(cmds)-len(also) {
+			continue
+		}
+		if c.Err() != nil && !errors.Is(c.Err(), goredis.Nil) {
 			_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error { index(p); return nil })
 			break
 		}
 	}
-	return v, nil
+	return v, replies, nil
 }
 
 // scriptCall is one script with its keys and arguments (runEach).

@@ -43,7 +43,8 @@ func testCreate(t *testing.T, newStore factory) {
 	subtest(t, newStore, "existing id is ErrConflict", func(t *testing.T, st state.Store) {
 		mustCreate(t, st, scheduled("mtg_a", "alice", at(hour), at(2*hour), "bob"), at(0))
 		refused(t, st, "mtg_a", state.ErrConflict, func() error {
-			return st.Meetings().Create(ctx(t), scheduled("mtg_a", "mallory", at(hour), at(3*hour)), retention, at(0))
+			_, err := st.Meetings().Create(ctx(t), scheduled("mtg_a", "mallory", at(hour), at(3*hour)), retention, at(0))
+			return err
 		})
 	})
 	subtest(t, newStore, "unknown id is ErrNotFound", func(t *testing.T, st state.Store) {

@@ -212,6 +212,25 @@ func testPresence(t *testing.T, newStore factory) {
 		unchanged(t, mustSetJoined(t, st, "bob", "b1", "mtg_none", false, at(5*time.Second)))
 		unchanged(t, mustSetJoined(t, st, "bob", "b1", "call_a", false, at(5*time.Second)))
 	})
+	subtest(t, newStore, "Create records a call in its creator's presence", func(t *testing.T, st state.Store) {
+		mustConnect(t, st, conn("a1", "alice", "phone", "n1"), at(0))
+		mustConnect(t, st, conn("c1", "carol", "phone", "n1"), at(0))
+		tr := mustCreate(t, st, call("call_a", "alice", "a1", at(time.Second), "bob"), at(time.Second))
+		if tr == nil {
+			t.Fatal("Create of a call reported no presence transition")
+		}
+		changed(t, *tr, "alice", state.Online, state.Busy, at(time.Second))
+		presenceOf(t, st, "alice", at(time.Second), state.Busy)
+		if tr := mustCreate(t, st, scheduled("mtg_a", "alice", at(hour), at(2*hour), "bob"), at(time.Second)); tr != nil {
+			t.Fatalf("Create of a scheduled meeting reported a transition %s → %s", tr.From, tr.To)
+		}
+
+		// Refused (the id exists): carol's connection keeps no mark.
+		_, err := st.Meetings().Create(ctx(t), call("call_a", "carol", "c1", at(2*time.Second), "bob"), retention, at(2*time.Second))
+		isErr(t, err, state.ErrConflict, "Create an existing call")
+		presenceOf(t, st, "carol", at(2*time.Second), state.Online)
+		unchanged(t, mustSetJoined(t, st, "carol", "c1", "call_a", false, at(3*time.Second)))
+	})
 	subtest(t, newStore, "Disconnect returns the joined meetings and clears busy", func(t *testing.T, st state.Store) {
 		mustConnect(t, st, conn("c1", "alice", "phone", "n1"), at(0))
 		mustConnect(t, st, conn("c2", "alice", "desktop", "n1"), at(0))

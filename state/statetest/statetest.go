@@ -161,11 +161,13 @@ func withStatus(m *state.Meeting, user, status string) *state.Meeting {
 
 // ---- store helpers ----
 
-func mustCreate(t *testing.T, st state.Store, m *state.Meeting, now time.Time) {
+func mustCreate(t *testing.T, st state.Store, m *state.Meeting, now time.Time) *state.Transition {
 	t.Helper()
-	if err := st.Meetings().Create(t.Context(), m, retention, now); err != nil {
+	tr, err := st.Meetings().Create(t.Context(), m, retention, now)
+	if err != nil {
 		t.Fatalf("Create %s: %v", m.ID, err)
 	}
+	return tr
 }
 
 func mustGet(t *testing.T, st state.Store, id string) *state.Meeting {
