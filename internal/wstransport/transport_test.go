@@ -838,3 +838,73 @@ func TestOutboxCoalescesInOrder(t *testing.T) {
 		t.Fatalf("%d writes for %d pending frames and a packet, want 1", w, n)
 	}
 }
+
+// Broadcast frames sent through the outbox from several goroutines while
+// the connections close under them, by the client or by the server: no
+// panic, every client still open got its frames in each sender's order,
+// and once all is closed the outbox's writers are gone and nothing is left
+// queued.
+func TestOutboxWithClosingConnections(t *testing.T) {
+	s := startServer(t, ours(), nil)
+	const n, senders, each = 40, 4, 200
+	clients := dialMany(t, s, n, "EIO=4")
+	trs := make([]*Transport, n)
+	for i, c := range clients {
+		trs[i] = s.waitSocket(c.sid).Conn().Transport().(*Transport)
+	}
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range each {
+				frame := types.NewStringBufferString(fmt.Sprintf(`42["b",%d,%d]`, g, k))
+				for _, tr := range trs {
+					tr.SendPreEncoded(frame, true)
+				}
+			}
+		}()
+	}
+	// Half the connections go away while the senders run.
+	for i := 0; i < n; i += 2 {
+		if i%4 == 0 {
+			_ = clients[i].c.UnderlyingConn().Close()
+		} else {
+			s.socketOf(clients[i].sid).Disconnect(true)
+		}
+	}
+	wg.Wait()
+	for i := 1; i < n; i += 2 {
+		next := make([]int, senders)
+		for range senders * each {
+			_, data := clients[i].read()
+			var g, k int
+			if _, err := fmt.Sscanf(string(data), `42["b",%d,%d]`, &g, &k); err != nil || g < 0 || g >= senders {
+				t.Fatalf("client %d: bad frame %q", i, data)
+			}
+			if k != next[g] {
+				t.Fatalf("client %d, sender %d: got %d, want %d", i, g, k, next[g])
+			}
+			next[g]++
+		}
+		if q := trs[i].Queued(); q != 0 {
+			t.Fatalf("client %d: %d bytes still queued after every frame arrived", i, q)
+		}
+	}
+	for _, c := range clients {
+		_ = c.c.Close()
+	}
+	waitFor(t, 5*time.Second, "no engine sessions", func() bool { return s.engineClients() == 0 })
+	waitFor(t, 5*time.Second, "outbox writers gone", func() bool {
+		for i := range s.builder.out.lanes {
+			l := &s.builder.out.lanes[i]
+			l.mu.Lock()
+			busy := l.running || len(l.ready) > 0
+			l.mu.Unlock()
+			if busy {
+				return false
+			}
+		}
+		return true
+	})
+}
