@@ -708,31 +708,27 @@ func (t *Transport) send(bufs net.Buffers, drain, later bool) {
 		t.abort(ErrSlowClient)
 		return
 	}
-	if !outbox {
-		t.enqueue(b)
-		return
-	}
-	// The outbox's lane writes the queue (writePending); t joins the lane
-	// with its first frame there.
-	t.queue = append(t.queue, b)
-	t.queued += b.size
-	first := !t.scheduled
-	t.scheduled = true
-	t.mu.Unlock()
-	if first {
-		t.lane.add(t)
-	}
+	t.enqueue(b, outbox)
 }
 
-// enqueue queues b for the flusher, starting it if it is not running. The
-// caller holds t.mu; enqueue releases it.
-func (t *Transport) enqueue(b batch) {
+// enqueue queues b for the outbox's lane (toLane) or for the flusher, and
+// starts the one that is not already on it. The caller holds t.mu; enqueue
+// releases it.
+func (t *Transport) enqueue(b batch, toLane bool) {
 	t.queue = append(t.queue, b)
 	t.queued += b.size
-	start := !t.writing
-	t.writing = true
+	on := &t.writing
+	if toLane {
+		on = &t.scheduled
+	}
+	start := !*on
+	*on = true
 	t.mu.Unlock()
-	if start {
+	switch {
+	case !start:
+	case toLane:
+		t.lane.add(t)
+	default:
 		t.stats.flushers.Add(1)
 		go t.flush()
 	}
@@ -766,7 +762,7 @@ func (t *Transport) writePending() {
 		t.abort(err)
 		return
 	case len(rest) > 0:
-		t.enqueue(batch{bufs: rest, size: sizeOf(rest), drains: drains})
+		t.enqueue(batch{bufs: rest, size: sizeOf(rest), drains: drains}, false)
 		return
 	}
 	t.mu.Unlock()
