@@ -44,27 +44,20 @@ func (s *meetings) Create(ctx context.Context, m *state.Meeting, retention time.
 	}
 	users := m.Everyone()
 	index := func(p goredis.Pipeliner) { s.st().indexMeeting(ctx, p, m.ID, users, ttl) }
-	creator, conns := m.CreatedBy, doc.Conns[m.CreatedBy]
-	if len(conns) != 1 || len(doc.Conns) != 1 {
-		v, err := s.st().runWith(ctx, s.sc.createMeeting, []string{s.keys.meeting(m.ID)}, []any{b, ttl.Milliseconds()}, index)
-		_, err = s.st().decode("create meeting", meetingDoc, v, err)
-		return nil, err
+	// A call's creator is marked busy in the same pipeline (another slot).
+	mk := busyMark{user: m.CreatedBy, meeting: m.ID, joined: true}
+	var also []scriptCall
+	if conns := doc.Conns[m.CreatedBy]; len(conns) == 1 && len(doc.Conns) == 1 {
+		mk.conn = conns[0]
+		also = append(also, s.markCall(mk, now))
 	}
-	// The creator's busy mark rides in the same pipeline (another slot).
-	mark := scriptCall{sc: s.sc.setJoined, keys: []string{s.keys.presence(creator)}, args: []any{millis(now), conns[0], m.ID, joinedFlag(true)}}
-	v, marks, err := s.st().runAlso(ctx, s.sc.createMeeting, []string{s.keys.meeting(m.ID)}, []any{b, ttl.Milliseconds()}, index, mark)
+	v, marks, err := s.st().runAlso(ctx, s.sc.createMeeting, []string{s.keys.meeting(m.ID)}, []any{b, ttl.Milliseconds()}, index, also...)
+	_, err = s.st().decode("create meeting", meetingDoc, v, err)
 	var tr *state.Transition
-	marked := false
-	if marks[0] != nil {
-		if pr, perr := s.st().decode("set joined", noDoc, marks[0], nil); perr == nil {
-			t := pr.transition(creator, now)
-			tr, marked = &t, pr.Changed
-		}
+	if len(also) > 0 {
+		tr = s.settleMark(ctx, mk, marks[0], nil, err != nil, now)
 	}
-	if _, err = s.st().decode("create meeting", meetingDoc, v, err); err != nil {
-		if marked {
-			_, _ = s.st().Presence().SetJoined(ctx, creator, conns[0], m.ID, false, now)
-		}
+	if err != nil {
 		return nil, err
 	}
 	return tr, nil
@@ -231,9 +224,7 @@ func (s *meetings) Join(ctx context.Context, id, actor, conn string, now time.Ti
 // round trip; the presence hash is in another slot), the setJoined script
 // that records (joined) or forgets meeting id in conn's presence entry, as
 // Join, Accept and Leave promise. It returns the transition's reply, and
-// the presence transition or nil when setJoined failed. A refused join
-// whose mark was new has it taken back (a second round trip, on that path
-// only); a mark that was there before stays.
+// the presence transition or nil when setJoined failed.
 func (s *meetings) marked(ctx context.Context, what string, sc *goredis.Script, keys []string, args []any,
 	id, actor, conn string, joined bool, now time.Time) (*reply, *state.Transition, error) {
 	if conn == "" {
@@ -241,23 +232,50 @@ func (s *meetings) marked(ctx context.Context, what string, sc *goredis.Script, 
 		r, err := s.st().decode(what, meetingDoc, v, err)
 		return r, nil, err
 	}
-	vs, errs := s.st().runEach(ctx,
-		scriptCall{sc: sc, keys: keys, args: args},
-		scriptCall{sc: s.sc.setJoined, keys: []string{s.keys.presence(actor)}, args: []any{millis(now), conn, id, joinedFlag(joined)}})
-	var tr *state.Transition
-	marked := false // this call added the meeting to conn's entry
-	if pr, err := s.st().decode("set joined", noDoc, vs[1], errs[1]); err == nil {
-		t := pr.transition(actor, now)
-		tr, marked = &t, joined && pr.Changed
-	}
+	mk := busyMark{user: actor, conn: conn, meeting: id, joined: joined}
+	vs, errs := s.st().runEach(ctx, scriptCall{sc: sc, keys: keys, args: args}, s.markCall(mk, now))
 	r, err := s.st().decode(what, meetingDoc, vs[0], errs[0])
+	tr := s.settleMark(ctx, mk, vs[1], errs[1], err != nil, now)
 	if err != nil {
-		if marked {
-			_, _ = s.st().Presence().SetJoined(ctx, actor, conn, id, false, now)
-		}
 		return nil, nil, err
 	}
 	return r, tr, nil
+}
+
+// busyMark is a setJoined sent in the pipeline of a meeting transition:
+// conn of user joined (or left) meeting.
+type busyMark struct {
+	user, conn, meeting string
+	joined              bool
+}
+
+// markCall is the setJoined script call of mk.
+func (s *meetings) markCall(mk busyMark, now time.Time) scriptCall {
+	return scriptCall{sc: s.sc.setJoined, keys: []string{s.keys.presence(mk.user)},
+		args: []any{millis(now), mk.conn, mk.meeting, joinedFlag(mk.joined)}}
+}
+
+// settleMark reads the reply of mk's script (v and err; v nil when it did
+// not run) and returns the presence transition it caused, nil when it
+// failed or when the transition it rode with was refused. A refused
+// transition has a mark that mk added taken back (a second round trip, on
+// that path only); a mark that was there before stays.
+func (s *meetings) settleMark(ctx context.Context, mk busyMark, v any, err error, refused bool, now time.Time) *state.Transition {
+	if v == nil || err != nil {
+		return nil
+	}
+	pr, err := s.st().decode("set joined", noDoc, v, nil)
+	if err != nil {
+		return nil
+	}
+	if refused {
+		if mk.joined && pr.Changed {
+			_, _ = s.st().Presence().SetJoined(ctx, mk.user, mk.conn, mk.meeting, false, now)
+		}
+		return nil
+	}
+	t := pr.transition(mk.user, now)
+	return &t
 }
 
 func (r *reply) joinResult() *state.JoinResult {
