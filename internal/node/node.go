@@ -139,6 +139,9 @@ func New(o Options) (*Node, error) {
 	}
 	n.API = api.New(api.Config{RequestTimeout: o.Gateway.RequestTimeout}, n.Service, o.Verifier, n.ready, n.Metrics.Registry, log)
 	sio := io.ServeHandler(nil)
+	if ws != nil {
+		ws.TakeHeartbeats(io.Engine())
+	}
 	n.API.Echo().Any("/socket.io/*", echo.WrapHandler(n.refuseNewWhileDraining(libraryRequest(sio))))
 	return n, nil
 }

@@ -70,6 +70,9 @@ func startServer(tb testing.TB, ctor transports.TransportCtor, tweak func(*socke
 	}
 	s.url = "http://" + ln.Addr().String()
 	s.srv = &http.Server{Handler: io.ServeHandler(nil), ReadHeaderTimeout: 5 * time.Second}
+	if s.builder != nil {
+		s.builder.TakeHeartbeats(io.Engine())
+	}
 	go func() { _ = s.srv.Serve(ln) }()
 	tb.Cleanup(func() {
 		io.Close(nil)

@@ -241,7 +241,12 @@ type Transport struct {
 	readState  atomic.Int32 // readIdle, reading or readAgain (poller only)
 	peerClosed atomic.Bool  // the poller saw the peer close or the connection fail
 	lastRead   atomic.Int64 // unix nanoseconds of the last bytes read (idle timeout)
-	idleTimer  *time.Timer  // under mu; runs checkIdle while the poller reads t
+	// timer (under mu) runs the heartbeat (beat) when the transport has
+	// one (heart, set before reading starts; see Builder.TakeHeartbeats),
+	// which also bounds how long the client may stay silent; otherwise,
+	// while the poller reads t, the idle timeout (checkIdle).
+	timer *time.Timer
+	heart *heartbeat
 
 	// engaged turns true at the engine's first Send of anything but an
 	// upgrade probe's pong: from then on the engine socket has handed this
@@ -339,19 +344,24 @@ var errIdle = fmt.Errorf("wstransport: nothing read for the idle timeout: %w", o
 func (t *Transport) startReading() {
 	t.conn.Conn = nil
 	t.conn.Clear()
+	t.mu.Lock()
+	if t.heart != nil && !t.closed {
+		t.startHeartbeat()
+	}
+	t.mu.Unlock()
 	if t.raw != nil && t.poll != nil {
 		t.lastRead.Store(time.Now().UnixNano())
-		if t.idle > 0 {
-			t.mu.Lock()
-			if !t.closed {
-				t.idleTimer = time.AfterFunc(t.idle, t.checkIdle)
-			}
-			t.mu.Unlock()
+		t.mu.Lock()
+		if t.idle > 0 && t.heart == nil && !t.closed {
+			t.timer = time.AfterFunc(t.idle, t.checkIdle)
 		}
+		t.mu.Unlock()
 		if t.poll.add(t) {
 			return
 		}
-		t.stopIdleTimer()
+		if t.heart == nil {
+			t.stopTimer()
+		}
 	}
 	t.readLoop()
 }
@@ -509,18 +519,18 @@ func (t *Transport) checkIdle() {
 		return
 	}
 	t.mu.Lock()
-	if !t.closed && t.idleTimer != nil {
-		t.idleTimer.Reset(t.idle - since)
+	if !t.closed && t.timer != nil {
+		t.timer.Reset(t.idle - since)
 	}
 	t.mu.Unlock()
 }
 
-// stopIdleTimer stops the idle timer, if there is one.
-func (t *Transport) stopIdleTimer() {
+// stopTimer stops the idle or heartbeat timer, if there is one.
+func (t *Transport) stopTimer() {
 	t.mu.Lock()
-	if t.idleTimer != nil {
-		t.idleTimer.Stop()
-		t.idleTimer = nil
+	if t.timer != nil {
+		t.timer.Stop()
+		t.timer = nil
 	}
 	t.mu.Unlock()
 }
@@ -550,6 +560,9 @@ func (t *Transport) consume(data []byte) bool {
 func (t *Transport) deliver(op byte, payload []byte) error {
 	switch op {
 	case opText:
+		if t.heart != nil && len(payload) == 1 && payload[0] == '3' {
+			t.pong() // and the engine sees it too
+		}
 		t.OnData(types.NewStringBuffer(append([]byte(nil), payload...)))
 	case opBinary:
 		t.OnData(types.NewBytesBuffer(append([]byte(nil), payload...)))
@@ -912,7 +925,7 @@ func (t *Transport) OnClose() {
 		return
 	}
 	t.stop()
-	t.stopIdleTimer()
+	t.stopTimer()
 	if t.poll != nil {
 		t.poll.remove(t)
 	}
