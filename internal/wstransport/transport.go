@@ -49,7 +49,9 @@
 //     as types.BytesBuffer), answers pings, and ends (one such goroutine
 //     at a time per connection, so messages keep their order). The idle
 //     timeout is a timer that fails the transport when nothing was read
-//     for that long. A connection that is not TCP, or any connection off
+//     for that long; with Builder.TakeHeartbeats the same timer runs the
+//     Engine.IO heartbeat instead, so no goroutine waits on the engine's
+//     heartbeat either. A connection that is not TCP, or any connection off
 //     Linux, is read by a goroutine of its own with a read deadline
 //     instead. A message over Builder.MaxMessage or a protocol violation
 //     is answered with a close frame (1009 or 1002) and fails the
@@ -215,9 +217,10 @@ func (b *Builder) New(ctx *types.HttpContext) transports.Transport {
 }
 
 // Transport is one Engine.IO WebSocket transport. It embeds the library's
-// base transport (state, parser, events) and overrides Name,
-// HandlesUpgrades, Construct, Send, OnClose and DoClose; see the package
-// documentation for the contract. Make one with Builder.New.
+// base transport (state, parser) and overrides Name, HandlesUpgrades,
+// Construct, Send, OnClose and DoClose, and the event emitter with the
+// methods that emit (see emitter.go); see the package documentation for
+// the contract. Make one with Builder.New.
 type Transport struct {
 	transports.Transport
 
@@ -254,6 +257,8 @@ type Transport struct {
 	engaged atomic.Bool
 
 	lane *lane // the outbox lane that writes queue when scheduled; nil: nothing is deferred
+
+	events emitter // the listeners on the transport (see Emit)
 
 	mu      sync.Mutex
 	queue   []batch // frames waiting for the flusher or the outbox, in order
@@ -929,7 +934,10 @@ func (t *Transport) OnClose() {
 	if t.poll != nil {
 		t.poll.remove(t)
 	}
-	t.Transport.OnClose()
+	if t.ReadyState() != "closed" {
+		t.SetReadyState("closed")
+		t.Emit("close")
+	}
 	t.closeConn()
 }
 
