@@ -108,8 +108,7 @@ func (a *Adapter) roomCh(room string) string { return a.bcastCh + room + "#" }
 
 // isPrivate tells whether room is the private room of a local socket.
 func (a *Adapter) isPrivate(room socket.Room) bool {
-	_, ok := a.Sids().Load(socket.SocketId(room))
-	return ok
+	return a.index.hasSocket(socket.SocketId(room))
 }
 
 func (a *Adapter) onCreateRoom(args ...any) {
@@ -238,7 +237,7 @@ func (a *Adapter) onBroadcast(room, payload string) {
 		return
 	}
 	if room != "" {
-		if _, ok := a.Rooms().Load(socket.Room(room)); !ok {
+		if !a.index.hasRoom(socket.Room(room)) {
 			a.b.stats.ignored.Add(1)
 			return
 		}

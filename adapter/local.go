@@ -1,6 +1,9 @@
 package adapter
 
 import (
+	"sync"
+	"sync/atomic"
+
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -21,11 +24,19 @@ import (
 // everything else sent to that connection. Any other recipient (long
 // polling, the library's websocket transport, a binary packet) goes the
 // library's way.
+//
+// Rooms: Local keeps its own index of which local sockets are in which
+// rooms (roomIndex), and overrides every method of the library's adapter
+// that reads or changes rooms; it emits the same "create-room",
+// "join-room", "leave-room" and "delete-room" events. Rooms and Sids
+// return copies.
 type Local struct {
 	socket.Adapter
 
 	nsp     socket.Namespace
 	encoder parser.Encoder
+	index   *roomIndex
+	ids     sync.Pool // *[]socket.SocketId: the recipients of a fan-out
 }
 
 var _ socket.Adapter = (*Local)(nil)
@@ -66,7 +77,7 @@ func NewLocal(nsp socket.Namespace) *Local {
 // newLocal returns a Local that is not constructed yet, for embedding: the
 // embedder sets its prototype, then calls Construct.
 func newLocal() *Local {
-	l := &Local{Adapter: socket.MakeAdapter()}
+	l := &Local{Adapter: socket.MakeAdapter(), index: newRoomIndex()}
 	l.Prototype(l)
 	return l
 }
@@ -82,24 +93,8 @@ func (l *Local) Construct(nsp socket.Namespace) {
 // in opts.Rooms (all sockets when there are none) that are connected and
 // not in opts.Except, as the library's adapter does.
 func (l *Local) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) {
-	packet.Nsp = l.nsp.Name()
-	encoded := l.encoder.Encode(packet)
-	wopts := &socket.WriteOptions{PreEncoded: true}
-	if opts != nil && opts.Flags != nil {
-		wopts.Volatile = opts.Flags.Volatile
-		wopts.Compress = opts.Flags.Compress
-	}
-	// A packet without binary attachments is one string: its Engine.IO
-	// message ("4" for message, then the packet) is what every websocket
-	// recipient gets, as the library's adapter prepares it.
-	var frame types.BufferInterface
-	if len(encoded) == 1 {
-		if p, ok := encoded[0].(*types.StringBuffer); ok {
-			frame = types.NewStringBufferString("4")
-			_, _ = frame.Write(p.Bytes())
-			wopts.WsPreEncodedFrame = frame
-		}
-	}
+	encoded, wopts := l.encode(packet, opts)
+	frame := wopts.WsPreEncodedFrame
 	later := frame != nil && l.audience(opts) >= laterFrom
 	l.each(opts, func(s *socket.Socket) {
 		if notify := s.NotifyOutgoingListeners(); notify != nil {
@@ -116,25 +111,65 @@ func (l *Local) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) 
 	})
 }
 
+// encode encodes packet for the namespace once for all recipients, as the
+// library's adapter does: a packet without binary attachments is one
+// string, and its Engine.IO message ("4" for message, then the packet) is
+// what every websocket recipient gets (WsPreEncodedFrame).
+func (l *Local) encode(packet *parser.Packet, opts *socket.BroadcastOptions) ([]types.BufferInterface, *socket.WriteOptions) {
+	packet.Nsp = l.nsp.Name()
+	encoded := l.encoder.Encode(packet)
+	wopts := &socket.WriteOptions{PreEncoded: true}
+	if opts != nil && opts.Flags != nil {
+		wopts.Volatile = opts.Flags.Volatile
+		wopts.Compress = opts.Flags.Compress
+	}
+	if len(encoded) == 1 {
+		if p, ok := encoded[0].(*types.StringBuffer); ok {
+			frame := types.NewStringBufferString("4")
+			_, _ = frame.Write(p.Bytes())
+			wopts.WsPreEncodedFrame = frame
+		}
+	}
+	return encoded, wopts
+}
+
+// BroadcastWithAck implements socket.Adapter as the library's adapter does:
+// the packet goes to every selected socket with one packet id, whose
+// answers go to ack; clientCountCallback gets the number of recipients.
+func (l *Local) BroadcastWithAck(packet *parser.Packet, opts *socket.BroadcastOptions, clientCountCallback func(uint64), ack socket.Ack) {
+	id := l.nsp.Ids()
+	packet.Id = &id
+	encoded, wopts := l.encode(packet, opts)
+	var count atomic.Uint64
+	l.each(opts, func(s *socket.Socket) {
+		count.Add(1)
+		s.Acks().Store(id, ack)
+		if notify := s.NotifyOutgoingListeners(); notify != nil {
+			notify(packet)
+		}
+		s.Client().WriteToEngine(encoded, wopts)
+	})
+	clientCountCallback(count.Load())
+}
+
 // audience is the number of local sockets in opts.Rooms (counted once per
 // room), or of all local sockets when there are none: at least the number
 // of recipients of a broadcast with opts.
 func (l *Local) audience(opts *socket.BroadcastOptions) int {
 	if opts == nil || opts.Rooms == nil || opts.Rooms.Len() == 0 {
-		return l.nsp.Sockets().Len()
+		return l.index.sockets()
 	}
 	n := 0
 	for _, room := range opts.Rooms.Keys() {
-		if ids, ok := l.Rooms().Load(room); ok {
-			n += ids.Len()
-		}
+		n += l.index.size(room)
 	}
 	return n
 }
 
 // each calls fn for every connected local socket that opts selects: the
 // members of opts.Rooms (each once), or every socket when there are none,
-// minus the members of opts.Except.
+// minus the members of opts.Except. The selection is taken first, so fn
+// may join and leave rooms.
 func (l *Local) each(opts *socket.BroadcastOptions, fn func(*socket.Socket)) {
 	var rooms, except []socket.Room
 	if opts != nil {
@@ -145,52 +180,145 @@ func (l *Local) each(opts *socket.BroadcastOptions, fn func(*socket.Socket)) {
 			except = opts.Except.Keys()
 		}
 	}
+	buf, _ := l.ids.Get().(*[]socket.SocketId)
+	if buf == nil {
+		buf = new([]socket.SocketId)
+	}
+	ids := (*buf)[:0]
+	defer func() {
+		clear(ids)
+		*buf = ids[:0]
+		l.ids.Put(buf)
+	}()
 	var skip map[socket.SocketId]struct{}
-	for _, room := range except {
-		if ids, ok := l.Rooms().Load(room); ok {
-			if skip == nil {
-				skip = make(map[socket.SocketId]struct{})
-			}
-			for _, id := range ids.Keys() {
+	if len(except) > 0 {
+		for _, room := range except {
+			ids = l.index.appendIn(ids, room)
+		}
+		if len(ids) > 0 {
+			skip = make(map[socket.SocketId]struct{}, len(ids))
+			for _, id := range ids {
 				skip[id] = struct{}{}
 			}
 		}
+		ids = ids[:0]
+	}
+	switch len(rooms) {
+	case 0:
+		ids = l.index.appendAll(ids)
+	case 1:
+		ids = l.index.appendIn(ids, rooms[0])
+	default:
+		for _, room := range rooms {
+			ids = l.index.appendIn(ids, room)
+		}
+		if len(ids) > 1 {
+			seen := make(map[socket.SocketId]struct{}, len(ids))
+			kept := ids[:0]
+			for _, id := range ids {
+				if _, dup := seen[id]; !dup {
+					seen[id] = struct{}{}
+					kept = append(kept, id)
+				}
+			}
+			ids = kept
+		}
 	}
 	sockets := l.nsp.Sockets()
-	visit := func(id socket.SocketId) {
+	for _, id := range ids {
 		if _, no := skip[id]; no {
-			return
+			continue
 		}
 		if s, ok := sockets.Load(id); ok && s.Connected() {
 			fn(s)
 		}
 	}
-	switch len(rooms) {
-	case 0:
-		l.Sids().Range(func(id socket.SocketId, _ *types.Set[socket.Room]) bool {
-			visit(id)
-			return true
-		})
-	case 1:
-		if ids, ok := l.Rooms().Load(rooms[0]); ok {
-			for _, id := range ids.Keys() {
-				visit(id)
-			}
+}
+
+// AddAll implements socket.Adapter: socket id joins rooms.
+func (l *Local) AddAll(id socket.SocketId, rooms *types.Set[socket.Room]) {
+	for _, c := range l.index.add(id, rooms.Keys()) {
+		if c.edge {
+			l.Emit("create-room", c.room)
 		}
-	default:
-		seen := make(map[socket.SocketId]struct{})
-		for _, room := range rooms {
-			ids, ok := l.Rooms().Load(room)
-			if !ok {
-				continue
-			}
-			for _, id := range ids.Keys() {
-				if _, dup := seen[id]; dup {
-					continue
-				}
-				seen[id] = struct{}{}
-				visit(id)
-			}
+		l.Emit("join-room", c.room, id)
+	}
+}
+
+// Del implements socket.Adapter: socket id leaves room.
+func (l *Local) Del(id socket.SocketId, room socket.Room) {
+	l.left(id, l.index.remove(id, room, false))
+}
+
+// DelAll implements socket.Adapter: socket id leaves all its rooms.
+func (l *Local) DelAll(id socket.SocketId) {
+	l.left(id, l.index.remove(id, "", true))
+}
+
+func (l *Local) left(id socket.SocketId, changes []roomChange) {
+	for _, c := range changes {
+		l.Emit("leave-room", c.room, id)
+		if c.edge {
+			l.Emit("delete-room", c.room)
 		}
 	}
+}
+
+// Rooms implements socket.Adapter with a copy of the rooms that have local
+// sockets and their sockets.
+func (l *Local) Rooms() *types.Map[socket.Room, *types.Set[socket.SocketId]] {
+	rooms, _ := l.index.snapshot()
+	return rooms
+}
+
+// Sids implements socket.Adapter with a copy of the local sockets and their
+// rooms.
+func (l *Local) Sids() *types.Map[socket.SocketId, *types.Set[socket.Room]] {
+	_, sids := l.index.snapshot()
+	return sids
+}
+
+// SocketRooms implements socket.Adapter: the rooms of socket id, in a new
+// set; nil when it is in none.
+func (l *Local) SocketRooms(id socket.SocketId) *types.Set[socket.Room] {
+	return l.index.roomsOf(id)
+}
+
+// Sockets implements socket.Adapter: the connected local sockets in rooms
+// (all of them when rooms is empty).
+func (l *Local) Sockets(rooms *types.Set[socket.Room]) *types.Set[socket.SocketId] {
+	ids := types.NewSet[socket.SocketId]()
+	l.each(&socket.BroadcastOptions{Rooms: rooms}, func(s *socket.Socket) { ids.Add(s.Id()) })
+	return ids
+}
+
+// FetchSockets implements socket.Adapter for the local sockets.
+func (l *Local) FetchSockets(opts *socket.BroadcastOptions) func(func([]socket.SocketDetails, error)) {
+	return func(callback func([]socket.SocketDetails, error)) {
+		sockets := []socket.SocketDetails{}
+		l.each(opts, func(s *socket.Socket) { sockets = append(sockets, s) })
+		callback(sockets, nil)
+	}
+}
+
+// AddSockets implements socket.Adapter: the selected local sockets join
+// rooms.
+func (l *Local) AddSockets(opts *socket.BroadcastOptions, rooms []socket.Room) {
+	l.each(opts, func(s *socket.Socket) { s.Join(rooms...) })
+}
+
+// DelSockets implements socket.Adapter: the selected local sockets leave
+// rooms.
+func (l *Local) DelSockets(opts *socket.BroadcastOptions, rooms []socket.Room) {
+	l.each(opts, func(s *socket.Socket) {
+		for _, room := range rooms {
+			s.Leave(room)
+		}
+	})
+}
+
+// DisconnectSockets implements socket.Adapter: the selected local sockets
+// disconnect (closing their connection when status).
+func (l *Local) DisconnectSockets(opts *socket.BroadcastOptions, status bool) {
+	l.each(opts, func(s *socket.Socket) { s.Disconnect(status) })
 }

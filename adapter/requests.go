@@ -308,7 +308,7 @@ func (a *Adapter) onRequest(payload string) {
 		rooms, _ := stringList(m["rooms"])
 		a.respondJSON(m, map[string]any{"requestId": id, "sockets": a.Local.Sockets(roomSet(rooms)).Keys()})
 	case reqAllRooms:
-		a.respondJSON(m, map[string]any{"requestId": id, "rooms": a.Rooms().Keys()})
+		a.respondJSON(m, map[string]any{"requestId": id, "rooms": a.index.roomNames()})
 	case reqRemoteJoin, reqRemoteLeave, reqRemoteDisconnect:
 		rooms, except, ok := m.roomsAndExcept()
 		if !ok {
