@@ -125,14 +125,14 @@ type conn struct {
 	actor service.Actor // members
 	guest service.Guest // guests
 	isGst bool
-	limit *rate.Limiter
+	limit *rate.Limiter // under mu, made at the first event (allow)
 
 	// attached is closed once the socket's events are routed (attach).
 	attached     chan struct{}
 	attachedOnce sync.Once
 
 	mu            sync.Mutex
-	meetings      map[string]bool
+	meetings      map[string]bool // made at the first join
 	lastHeartbeat time.Time
 	expired       bool
 	// The lifecycle, under mu. active counts the events being handled.
@@ -389,8 +389,7 @@ func (g *Gateway) authenticateMember(s *socket.Socket, next func(*socket.Extende
 		next(connectError(e.Code, e.Message))
 		return
 	}
-	c := &conn{sock: s, actor: a, limit: rate.NewLimiter(rate.Limit(g.cfg.EventsPerSecond), g.cfg.EventBurst),
-		meetings: map[string]bool{}, lastHeartbeat: g.svc.Now(), attached: make(chan struct{})}
+	c := &conn{sock: s, actor: a, lastHeartbeat: g.svc.Now(), attached: make(chan struct{})}
 	g.register(c)
 	next(nil)
 	g.awaitAttach(c)
@@ -419,8 +418,7 @@ func (g *Gateway) authenticateGuest(s *socket.Socket, next func(*socket.Extended
 		next(connectError(e.Code, e.Message))
 		return
 	}
-	c := &conn{sock: s, guest: gst, isGst: true, limit: rate.NewLimiter(rate.Limit(g.cfg.EventsPerSecond), g.cfg.EventBurst),
-		attached: make(chan struct{})}
+	c := &conn{sock: s, guest: gst, isGst: true, attached: make(chan struct{})}
 	g.register(c)
 	next(nil)
 	g.awaitAttach(c)
@@ -689,7 +687,7 @@ func (g *Gateway) dispatch(c *conn, event string, args []any, h handler) {
 	reply := func(fields map[string]any, err error) {
 		once.Do(func() { g.answer(c, event, start, ack, fields, err) })
 	}
-	if !c.limit.Allow() {
+	if !g.allow(c) {
 		reply(nil, service.Errorf(service.CodeRateLimited, "more than %g events per second", g.cfg.EventsPerSecond))
 		return
 	}
@@ -798,10 +796,26 @@ func decode(raw json.RawMessage, into any) error {
 	return nil
 }
 
+// allow takes one event from the socket's budget (Config.EventsPerSecond,
+// EventBurst). The bucket is made full at the first event, as it would be
+// had it been made at connect: an idle socket holds none.
+func (g *Gateway) allow(c *conn) bool {
+	c.mu.Lock()
+	if c.limit == nil {
+		c.limit = rate.NewLimiter(rate.Limit(g.cfg.EventsPerSecond), g.cfg.EventBurst)
+	}
+	l := c.limit
+	c.mu.Unlock()
+	return l.Allow()
+}
+
 // joinMeeting puts the socket in a meeting room after a successful service
 // call, and returns once the cluster can reach it there (before the ack).
 func (g *Gateway) joinMeeting(ctx context.Context, c *conn, id string) {
 	c.mu.Lock()
+	if c.meetings == nil {
+		c.meetings = map[string]bool{}
+	}
 	c.meetings[id] = true
 	c.mu.Unlock()
 	g.joinRooms(ctx, c.sock, service.MeetingRoom(id))

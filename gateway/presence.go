@@ -70,7 +70,7 @@ func (g *Gateway) SweepOnce(ctx context.Context) {
 		}
 		cancel()
 		c.mu.Lock()
-		c.meetings = map[string]bool{}
+		c.meetings = nil
 		c.mu.Unlock()
 	}
 }

@@ -94,7 +94,7 @@ func (s *Store) register(c state.Conn, ttl time.Duration, now time.Time) state.C
 		e = nil
 	}
 	if e == nil {
-		e = &connEntry{meetings: map[string]struct{}{}}
+		e = &connEntry{} // meetings made at the first join: most sit idle
 		s.conns[c.ID] = e
 	} else if e.c.NodeID != c.NodeID {
 		remove(s.byNode, e.c.NodeID, c.ID)
@@ -234,6 +234,9 @@ func (s *Store) setJoined(user, connID, meetingID string, joined bool, now time.
 		return state.Transition{UserID: user, From: st, To: st, At: state.At(now)}
 	}
 	if joined {
+		if e.meetings == nil {
+			e.meetings = map[string]struct{}{}
+		}
 		e.meetings[meetingID] = struct{}{}
 	} else {
 		delete(e.meetings, meetingID)
