@@ -29,6 +29,9 @@ type Config struct {
 	// DebugAddr, when set, is the listen address of the Go profiler
 	// (net/http/pprof); empty means off.
 	DebugAddr string
+	// GCQuietPercent is the collector's GOGC while the node is quiet
+	// (internal/gctune).
+	GCQuietPercent int
 
 	// RedisURL is a redis:// or rediss:// URL; empty (with no cluster and
 	// no sentinel) means embedded in-memory mode.

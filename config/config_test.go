@@ -29,6 +29,7 @@ func envOf(m map[string]string) func(string) string {
 func wantDefaults() Config {
 	return Config{
 		Addr:                ":3000",
+		GCQuietPercent:      25,
 		WSFrameSharing:      true,
 		WSMaxQueueBytes:     8 << 20,
 		LogLevel:            "info",

@@ -56,6 +56,11 @@ var settings = []setting{
 		help: "Listen address of the Go profiler (`/debug/pprof/`), e.g. `127.0.0.1:6060`; empty: off. " +
 			"Separate from `SWITCHBOARD_ADDR` so it is never exposed with the public port; bind it to loopback.",
 		field: func(c *Config) any { return &c.DebugAddr }},
+	{name: "GC_QUIET_PERCENT", def: "25",
+		help: "Go collector's `GOGC` while the node is quiet (it allocates less than a tenth of its live heap in 5 s, twice in a row, " +
+			"with at least 64 MiB live): the free memory goes back to the system, and the heap may grow only this share before the next collection. " +
+			"The first busy period puts the process's own `GOGC` back (100 unless set). At or above that `GOGC`: off.",
+		field: func(c *Config) any { return &c.GCQuietPercent }},
 
 	// Redis.
 	{name: "REDIS_URL", redact: redisURL,

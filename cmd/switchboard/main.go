@@ -28,6 +28,7 @@ import (
 	"github.com/switchboard/switchboard/auth"
 	"github.com/switchboard/switchboard/config"
 	"github.com/switchboard/switchboard/gateway"
+	"github.com/switchboard/switchboard/internal/gctune"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/redislog"
 	"github.com/switchboard/switchboard/service"
@@ -98,6 +99,7 @@ func serve(cfg config.Config, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go verifier.Watch(ctx, cfg.JWTReloadInterval, func(err error) { log.Error().Err(err).Msg("reload JWT keys") })
+	go gctune.New(gctune.Config{QuietPercent: cfg.GCQuietPercent}, log).Run(ctx)
 
 	opts := node.Options{
 		Service:          serviceConfig(cfg),

@@ -1,0 +1,147 @@
+package gctune
+
+import (
+	"context"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+const mib = 1 << 20
+
+// fakeRuntime drives a Tuner with made-up samples.
+type fakeRuntime struct {
+	s     sample
+	gogc  []int // what setGC was given, in order
+	frees int
+}
+
+func (f *fakeRuntime) tuner(cfg Config) *Tuner {
+	t := New(cfg, zerolog.Nop())
+	t.read = func() sample { return f.s }
+	t.setGC = func(p int) int { f.gogc = append(f.gogc, p); return 0 }
+	t.free = func() { f.frees++ }
+	return t
+}
+
+func TestTunerStates(t *testing.T) {
+	type period struct {
+		allocated, live uint64
+		wantGOGC        []int // setGC calls after this period, all so far
+		wantFrees       int
+	}
+	cases := []struct {
+		name    string
+		cfg     Config
+		busy    int
+		periods []period
+	}{
+		{
+			name: "two quiet periods lower, a busy one restores",
+			cfg:  Config{QuietPercent: 25},
+			busy: 100,
+			periods: []period{
+				{allocated: 1 * mib, live: 200 * mib},
+				{allocated: 1 * mib, live: 200 * mib, wantGOGC: []int{25}, wantFrees: 1},
+				{allocated: 2 * mib, live: 200 * mib, wantGOGC: []int{25}, wantFrees: 1},
+				{allocated: 50 * mib, live: 200 * mib, wantGOGC: []int{25, 100}, wantFrees: 1},
+				{allocated: 1 * mib, live: 200 * mib, wantGOGC: []int{25, 100}, wantFrees: 1},
+				{allocated: 1 * mib, live: 200 * mib, wantGOGC: []int{25, 100, 25}, wantFrees: 2},
+			},
+		},
+		{
+			name: "a busy period between quiet ones starts the count again",
+			cfg:  Config{QuietPercent: 25},
+			busy: 100,
+			periods: []period{
+				{allocated: 1 * mib, live: 200 * mib},
+				{allocated: 40 * mib, live: 200 * mib},
+				{allocated: 1 * mib, live: 200 * mib},
+				{allocated: 1 * mib, live: 200 * mib, wantGOGC: []int{25}, wantFrees: 1},
+			},
+		},
+		{
+			name: "a small heap is left alone",
+			cfg:  Config{QuietPercent: 25},
+			busy: 100,
+			periods: []period{
+				{allocated: 0, live: 10 * mib},
+				{allocated: 0, live: 10 * mib},
+				{allocated: 0, live: 10 * mib},
+			},
+		},
+		{
+			name: "the process's own GOGC is what comes back",
+			cfg:  Config{QuietPercent: 25},
+			busy: 400,
+			periods: []period{
+				{allocated: 0, live: 100 * mib},
+				{allocated: 0, live: 100 * mib, wantGOGC: []int{25}, wantFrees: 1},
+				{allocated: 30 * mib, live: 100 * mib, wantGOGC: []int{25, 400}, wantFrees: 1},
+			},
+		},
+		{
+			name: "off when the quiet percent is not below the process's",
+			cfg:  Config{QuietPercent: 50},
+			busy: 50,
+			periods: []period{
+				{allocated: 0, live: 100 * mib},
+				{allocated: 0, live: 100 * mib},
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeRuntime{s: sample{gogc: tc.busy, allocs: 1000 * mib}}
+			tu := f.tuner(tc.cfg)
+			if !tu.start() {
+				if len(tc.periods) > 0 && tc.periods[len(tc.periods)-1].wantGOGC != nil {
+					t.Fatal("tuner off")
+				}
+				return
+			}
+			for i, p := range tc.periods {
+				f.s.allocs += p.allocated
+				f.s.live = p.live
+				tu.step()
+				if !slices.Equal(f.gogc, p.wantGOGC) || f.frees != p.wantFrees {
+					t.Fatalf("after period %d: GOGC set to %v and %d frees, want %v and %d", i, f.gogc, f.frees, p.wantGOGC, p.wantFrees)
+				}
+			}
+		})
+	}
+}
+
+// On the real runtime: a quiet process with a large live heap gets the
+// quiet GOGC, its free pages go back to the system, and GOGC comes back
+// when Run ends.
+func TestTunerOnTheRuntime(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	live := make([][]byte, 80)
+	for i := range live {
+		live[i] = make([]byte, mib)
+	}
+	runtime.GC()
+	tu := New(Config{QuietPercent: 30, Period: 20 * time.Millisecond, MinLive: 32 * mib}, zerolog.Nop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tu.Run(ctx); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for readRuntime().gogc != 30 {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC still %d after 5 s of quiet", readRuntime().gogc)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if g := readRuntime().gogc; g != 100 {
+		t.Fatalf("GOGC %d after Run ended, want 100", g)
+	}
+	runtime.KeepAlive(live)
+}
