@@ -36,7 +36,7 @@ type Local struct {
 	nsp     socket.Namespace
 	encoder parser.Encoder
 	index   *roomIndex
-	ids     sync.Pool // *[]socket.SocketId: the recipients of a fan-out
+	targets sync.Pool // *[]target: the recipients of a fan-out
 }
 
 var _ socket.Adapter = (*Local)(nil)
@@ -157,7 +157,7 @@ func (l *Local) BroadcastWithAck(packet *parser.Packet, opts *socket.BroadcastOp
 // of recipients of a broadcast with opts.
 func (l *Local) audience(opts *socket.BroadcastOptions) int {
 	if opts == nil || opts.Rooms == nil || opts.Rooms.Len() == 0 {
-		return l.index.sockets()
+		return l.index.count()
 	}
 	n := 0
 	for _, room := range opts.Rooms.Keys() {
@@ -180,56 +180,63 @@ func (l *Local) each(opts *socket.BroadcastOptions, fn func(*socket.Socket)) {
 			except = opts.Except.Keys()
 		}
 	}
-	buf, _ := l.ids.Get().(*[]socket.SocketId)
+	buf, _ := l.targets.Get().(*[]target)
 	if buf == nil {
-		buf = new([]socket.SocketId)
+		buf = new([]target)
 	}
-	ids := (*buf)[:0]
+	ts := (*buf)[:0]
 	defer func() {
-		clear(ids)
-		*buf = ids[:0]
-		l.ids.Put(buf)
+		clear(ts)
+		*buf = ts[:0]
+		l.targets.Put(buf)
 	}()
 	var skip map[socket.SocketId]struct{}
 	if len(except) > 0 {
 		for _, room := range except {
-			ids = l.index.appendIn(ids, room)
+			ts = l.index.appendIn(ts, room)
 		}
-		if len(ids) > 0 {
-			skip = make(map[socket.SocketId]struct{}, len(ids))
-			for _, id := range ids {
-				skip[id] = struct{}{}
+		if len(ts) > 0 {
+			skip = make(map[socket.SocketId]struct{}, len(ts))
+			for _, t := range ts {
+				skip[t.id] = struct{}{}
 			}
 		}
-		ids = ids[:0]
+		ts = ts[:0]
 	}
 	switch len(rooms) {
 	case 0:
-		ids = l.index.appendAll(ids)
+		ts = l.index.appendAll(ts)
 	case 1:
-		ids = l.index.appendIn(ids, rooms[0])
+		ts = l.index.appendIn(ts, rooms[0])
 	default:
 		for _, room := range rooms {
-			ids = l.index.appendIn(ids, room)
+			ts = l.index.appendIn(ts, room)
 		}
-		if len(ids) > 1 {
-			seen := make(map[socket.SocketId]struct{}, len(ids))
-			kept := ids[:0]
-			for _, id := range ids {
-				if _, dup := seen[id]; !dup {
-					seen[id] = struct{}{}
-					kept = append(kept, id)
+		if len(ts) > 1 {
+			seen := make(map[socket.SocketId]struct{}, len(ts))
+			kept := ts[:0]
+			for _, t := range ts {
+				if _, dup := seen[t.id]; !dup {
+					seen[t.id] = struct{}{}
+					kept = append(kept, t)
 				}
 			}
-			ids = kept
+			ts = kept
 		}
 	}
 	sockets := l.nsp.Sockets()
-	for _, id := range ids {
-		if _, no := skip[id]; no {
+	for _, t := range ts {
+		if _, no := skip[t.id]; no {
 			continue
 		}
-		if s, ok := sockets.Load(id); ok && s.Connected() {
+		s := t.sock
+		if s == nil {
+			var ok bool
+			if s, ok = sockets.Load(t.id); !ok {
+				continue
+			}
+		}
+		if s.Connected() {
 			fn(s)
 		}
 	}
@@ -237,12 +244,21 @@ func (l *Local) each(opts *socket.BroadcastOptions, fn func(*socket.Socket)) {
 
 // AddAll implements socket.Adapter: socket id joins rooms.
 func (l *Local) AddAll(id socket.SocketId, rooms *types.Set[socket.Room]) {
-	for _, c := range l.index.add(id, rooms.Keys()) {
+	for _, c := range l.index.add(id, rooms.Keys(), l.lookup) {
 		if c.edge {
 			l.Emit("create-room", c.room)
 		}
 		l.Emit("join-room", c.room, id)
 	}
+}
+
+// lookup finds socket id in the namespace; nil when it is not there (yet).
+func (l *Local) lookup(id socket.SocketId) *socket.Socket {
+	if l.nsp == nil {
+		return nil
+	}
+	s, _ := l.nsp.Sockets().Load(id)
+	return s
 }
 
 // Del implements socket.Adapter: socket id leaves room.

@@ -17,7 +17,24 @@ import (
 type roomIndex struct {
 	mu      sync.RWMutex
 	members map[socket.Room]members
-	rooms   map[socket.SocketId][]socket.Room // in the order joined
+	sockets map[socket.SocketId]*indexed
+}
+
+// indexed is one socket of the index.
+type indexed struct {
+	// sock is the socket, from its namespace's sockets as of its first
+	// join once it is there (the library adds a socket to its namespace
+	// before it joins the socket's own room; the gateway's joins during
+	// the handshake come earlier), so a fan-out need not look every
+	// recipient up there; nil until then.
+	sock  *socket.Socket
+	rooms []socket.Room // in the order joined
+}
+
+// target is a recipient of a fan-out: its id, and its socket when known.
+type target struct {
+	id   socket.SocketId
+	sock *socket.Socket
 }
 
 // members are the sockets in one room: one inline, more in a set.
@@ -55,7 +72,7 @@ func (m members) appendTo(ids []socket.SocketId) []socket.SocketId {
 func newRoomIndex() *roomIndex {
 	return &roomIndex{
 		members: make(map[socket.Room]members),
-		rooms:   make(map[socket.SocketId][]socket.Room),
+		sockets: make(map[socket.SocketId]*indexed),
 	}
 }
 
@@ -67,14 +84,20 @@ type roomChange struct {
 }
 
 // add puts socket id in rooms and returns the rooms it joined, in order.
-func (x *roomIndex) add(id socket.SocketId, rooms []socket.Room) []roomChange {
+// lookup finds the socket in its namespace (nil when it is not there yet).
+func (x *roomIndex) add(id socket.SocketId, rooms []socket.Room, lookup func(socket.SocketId) *socket.Socket) []roomChange {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var changes []roomChange
-	own, known := x.rooms[id]
-	if !known {
-		own = make([]socket.Room, 0, len(rooms))
+	e := x.sockets[id]
+	if e == nil {
+		e = &indexed{rooms: make([]socket.Room, 0, len(rooms))}
+		x.sockets[id] = e
 	}
+	if e.sock == nil {
+		e.sock = lookup(id)
+	}
+	own := e.rooms
 	for _, room := range rooms {
 		m, exists := x.members[room]
 		switch {
@@ -90,7 +113,7 @@ func (x *roomIndex) add(id socket.SocketId, rooms []socket.Room) []roomChange {
 		own = append(own, room)
 		changes = append(changes, roomChange{room: room, edge: !exists})
 	}
-	x.rooms[id] = own
+	e.rooms = own
 	return changes
 }
 
@@ -99,14 +122,15 @@ func (x *roomIndex) add(id socket.SocketId, rooms []socket.Room) []roomChange {
 func (x *roomIndex) remove(id socket.SocketId, room socket.Room, all bool) []roomChange {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	own, ok := x.rooms[id]
+	e, ok := x.sockets[id]
 	if !ok {
 		return nil
 	}
+	own := e.rooms
 	var left []socket.Room
 	if all {
 		left = own
-		delete(x.rooms, id)
+		delete(x.sockets, id)
 	} else {
 		kept := own[:0]
 		for _, r := range own {
@@ -117,7 +141,7 @@ func (x *roomIndex) remove(id socket.SocketId, room socket.Room, all bool) []roo
 			}
 		}
 		clear(own[len(kept):])
-		x.rooms[id] = kept
+		e.rooms = kept
 	}
 	changes := make([]roomChange, 0, len(left))
 	for _, r := range left {
@@ -156,7 +180,7 @@ func (x *roomIndex) hasRoom(room socket.Room) bool {
 func (x *roomIndex) hasSocket(id socket.SocketId) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	_, ok := x.rooms[id]
+	_, ok := x.sockets[id]
 	return ok
 }
 
@@ -170,31 +194,38 @@ func (x *roomIndex) size(room socket.Room) int {
 	return 0
 }
 
-// sockets is the number of sockets in any room.
-func (x *roomIndex) sockets() int {
+// count is the number of sockets in any room.
+func (x *roomIndex) count() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.rooms)
+	return len(x.sockets)
 }
 
-// appendIn appends to ids the sockets in room.
-func (x *roomIndex) appendIn(ids []socket.SocketId, room socket.Room) []socket.SocketId {
+// appendIn appends to ts the sockets in room.
+func (x *roomIndex) appendIn(ts []target, room socket.Room) []target {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	if m, ok := x.members[room]; ok {
-		ids = m.appendTo(ids)
+	m, ok := x.members[room]
+	if !ok {
+		return ts
 	}
-	return ids
+	if m.more == nil {
+		return append(ts, target{m.one, x.sockets[m.one].sock})
+	}
+	for id := range m.more {
+		ts = append(ts, target{id, x.sockets[id].sock})
+	}
+	return ts
 }
 
-// appendAll appends to ids every socket in a room.
-func (x *roomIndex) appendAll(ids []socket.SocketId) []socket.SocketId {
+// appendAll appends to ts every socket in a room.
+func (x *roomIndex) appendAll(ts []target) []target {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	for id := range x.rooms {
-		ids = append(ids, id)
+	for id, e := range x.sockets {
+		ts = append(ts, target{id, e.sock})
 	}
-	return ids
+	return ts
 }
 
 // roomsOf returns the rooms of socket id as a new set, nil when it is in
@@ -202,11 +233,11 @@ func (x *roomIndex) appendAll(ids []socket.SocketId) []socket.SocketId {
 func (x *roomIndex) roomsOf(id socket.SocketId) *types.Set[socket.Room] {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	own, ok := x.rooms[id]
+	e, ok := x.sockets[id]
 	if !ok {
 		return nil
 	}
-	return types.NewSet(own...)
+	return types.NewSet(e.rooms...)
 }
 
 // roomNames lists the rooms that have a local socket.
@@ -230,8 +261,8 @@ func (x *roomIndex) snapshot() (*types.Map[socket.Room, *types.Set[socket.Socket
 		rooms.Store(room, types.NewSet(m.appendTo(nil)...))
 	}
 	sids := &types.Map[socket.SocketId, *types.Set[socket.Room]]{}
-	for id, own := range x.rooms {
-		sids.Store(id, types.NewSet(own...))
+	for id, e := range x.sockets {
+		sids.Store(id, types.NewSet(e.rooms...))
 	}
 	return rooms, sids
 }

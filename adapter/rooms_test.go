@@ -95,8 +95,9 @@ func TestRoomIndexMatchesTheLibrary(t *testing.T) {
 // the index holds a socket in three rooms without a map per room.
 func TestRoomIndexKeepsSingleRoomsInline(t *testing.T) {
 	x := newRoomIndex()
-	x.add("s1", []socket.Room{"s1", "dev:a", "user:u"})
-	x.add("s2", []socket.Room{"s2", "dev:b", "user:u"})
+	none := func(socket.SocketId) *socket.Socket { return nil }
+	x.add("s1", []socket.Room{"s1", "dev:a", "user:u"}, none)
+	x.add("s2", []socket.Room{"s2", "dev:b", "user:u"}, none)
 	for room, want := range map[socket.Room]int{"s1": 1, "dev:a": 1, "user:u": 2, "nope": 0} {
 		if n := x.size(room); n != want {
 			t.Errorf("room %s has %d sockets, want %d", room, n, want)
@@ -111,5 +112,35 @@ func TestRoomIndexKeepsSingleRoomsInline(t *testing.T) {
 	}
 	if x.hasSocket("s2") || !x.hasSocket("s1") || x.hasRoom("dev:b") {
 		t.Fatal("s2 still indexed after leaving all its rooms")
+	}
+}
+
+// A connected socket's index entry holds the socket itself, so a fan-out
+// does not look each recipient up in the namespace; rooms joined during
+// the handshake, before the socket is in its namespace, get it too.
+func TestRoomIndexHoldsConnectedSockets(t *testing.T) {
+	s := startLocal(t)
+	s.io.Of("/", nil).Use(func(sock *socket.Socket, next func(*socket.ExtendedError)) {
+		sock.Join("room:early") // as the gateway does, before the socket is in its namespace
+		next(nil)
+	})
+	joinWS(t, s, "a", "room:x")
+	sock := s.socket(t, "a")
+	l, ok := s.io.Of("/", nil).Adapter().(*Local)
+	if !ok {
+		t.Fatalf("adapter %T", s.io.Of("/", nil).Adapter())
+	}
+	l.index.mu.RLock()
+	e := l.index.sockets[sock.Id()]
+	l.index.mu.RUnlock()
+	if e == nil || e.sock != sock {
+		t.Fatalf("index entry %+v, want the connected socket", e)
+	}
+	for _, room := range []socket.Room{"room:early", "room:x"} {
+		var got []socket.SocketId
+		l.each(&socket.BroadcastOptions{Rooms: types.NewSet(room)}, func(s *socket.Socket) { got = append(got, s.Id()) })
+		if len(got) != 1 || got[0] != sock.Id() {
+			t.Fatalf("%s fan-out reached %v", room, got)
+		}
 	}
 }
