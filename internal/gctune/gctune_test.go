@@ -38,6 +38,7 @@ func TestTunerStates(t *testing.T) {
 		name    string
 		cfg     Config
 		busy    int
+		off     bool // the tuner has nothing to do
 		periods []period
 	}{
 		{
@@ -85,24 +86,24 @@ func TestTunerStates(t *testing.T) {
 			},
 		},
 		{
+			name: "off with GOGC=off",
+			cfg:  Config{QuietPercent: 25},
+			busy: -1,
+			off:  true,
+		},
+		{
 			name: "off when the quiet percent is not below the process's",
 			cfg:  Config{QuietPercent: 50},
 			busy: 50,
-			periods: []period{
-				{allocated: 0, live: 100 * mib},
-				{allocated: 0, live: 100 * mib},
-			},
+			off:  true,
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeRuntime{s: sample{gogc: tc.busy, allocs: 1000 * mib}}
 			tu := f.tuner(tc.cfg)
-			if !tu.start() {
-				if len(tc.periods) > 0 && tc.periods[len(tc.periods)-1].wantGOGC != nil {
-					t.Fatal("tuner off")
-				}
-				return
+			if on := tu.start(); on == tc.off {
+				t.Fatalf("tuner on: %v, want %v", on, !tc.off)
 			}
 			for i, p := range tc.periods {
 				f.s.allocs += p.allocated
