@@ -119,6 +119,34 @@ func TestInteropNpmClient(t *testing.T) {
 	}
 }
 
+// The npm client answers the pings of the transport's own heartbeat (and of
+// the engine's, for a session upgraded from polling) and stays connected
+// across several intervals; one that stops answering is dropped.
+func TestInteropNpmHeartbeat(t *testing.T) {
+	nodeBin := requireNode(t)
+	ensureInteropModules(t)
+	var serverLog syncBuffer
+	e := newEnv(t, liveLoops(interopGrace), logTo(&serverLog), func(o *nodeOptions) {
+		o.PingInterval = 300 * time.Millisecond
+		o.PingTimeout = 600 * time.Millisecond
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nodeBin, "heartbeat.js", "--url", e.URL,
+		"--token", token(t, "alice", "phone", "Alice"), "--pings", "4")
+	cmd.Dir = interopDir
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("heartbeat.js failed: %v\n%s\n--- node log (last lines):\n%s", err, out, serverLog.tail(60))
+	}
+	if !strings.Contains(serverLog.tail(400), "ping timeout") {
+		t.Errorf("the silent client was not closed for a ping timeout; node log:\n%s", serverLog.tail(60))
+	}
+	t.Logf("heartbeat.js:\n%s", out)
+}
+
 // requireNode returns the path of node; the tests fail (not skip) without
 // it, since the npm client is part of the contract.
 func requireNode(t *testing.T) string {
