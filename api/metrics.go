@@ -22,7 +22,9 @@ type Metrics struct {
 // live heap at the last GC and the heap goal (go_gc_heap_live_bytes,
 // go_gc_heap_goal_bytes): divided by switchboard_connections, the first is
 // the memory a connection really holds, the figure to size GOMEMLIMIT from,
-// where RSS also counts the collector's headroom.
+// where RSS also counts the collector's headroom. And GOGC now
+// (go_gc_gogc_percent), which internal/gctune lowers while the node is
+// quiet.
 func NewMetrics() *Metrics {
 	r := prometheus.NewRegistry()
 	m := &Metrics{
@@ -39,7 +41,7 @@ func NewMetrics() *Metrics {
 		}, []string{"namespace"}),
 	}
 	r.MustRegister(m.events, m.latency, m.connections, collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
-		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/(live|goal):bytes$`)})), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/(heap/(live|goal):bytes|gogc:percent)$`)})), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

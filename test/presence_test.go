@@ -138,12 +138,13 @@ func TestBroadcastsTakeTheDirectPath(t *testing.T) {
 }
 
 // /metrics exports the live heap at the last GC and the heap goal, from
-// which an SRE sizes GOMEMLIMIT (docs/operating.md).
+// which an SRE sizes GOMEMLIMIT, and GOGC, which the node lowers while quiet
+// (docs/operating.md).
 func TestMetricsExportLiveHeap(t *testing.T) {
 	e := newEnv(t)
 	e.member("alice", "desk")
 	runtime.GC() // the node runs in this process
-	for _, series := range []string{"go_gc_heap_live_bytes", "go_gc_heap_goal_bytes"} {
+	for _, series := range []string{"go_gc_heap_live_bytes", "go_gc_heap_goal_bytes", "go_gc_gogc_percent"} {
 		if v := metricValue(t, e.URL, series); v <= 0 {
 			t.Errorf("%s = %v", series, v)
 		}
