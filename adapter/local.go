@@ -283,15 +283,13 @@ func (l *Local) left(id socket.SocketId, changes []roomChange) {
 // Rooms implements socket.Adapter with a copy of the rooms that have local
 // sockets and their sockets.
 func (l *Local) Rooms() *types.Map[socket.Room, *types.Set[socket.SocketId]] {
-	rooms, _ := l.index.snapshot()
-	return rooms
+	return l.index.roomsCopy()
 }
 
 // Sids implements socket.Adapter with a copy of the local sockets and their
 // rooms.
 func (l *Local) Sids() *types.Map[socket.SocketId, *types.Set[socket.Room]] {
-	_, sids := l.index.snapshot()
-	return sids
+	return l.index.socketsCopy()
 }
 
 // SocketRooms implements socket.Adapter: the rooms of socket id, in a new

@@ -251,18 +251,26 @@ func (x *roomIndex) roomNames() []socket.Room {
 	return names
 }
 
-// snapshot copies the index into the library's shapes (Adapter.Rooms and
-// Adapter.Sids).
-func (x *roomIndex) snapshot() (*types.Map[socket.Room, *types.Set[socket.SocketId]], *types.Map[socket.SocketId, *types.Set[socket.Room]]) {
+// roomsCopy copies the rooms and their sockets into the library's shape
+// (Adapter.Rooms).
+func (x *roomIndex) roomsCopy() *types.Map[socket.Room, *types.Set[socket.SocketId]] {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	rooms := &types.Map[socket.Room, *types.Set[socket.SocketId]]{}
 	for room, m := range x.members {
 		rooms.Store(room, types.NewSet(m.appendTo(nil)...))
 	}
+	return rooms
+}
+
+// socketsCopy copies the sockets and their rooms into the library's shape
+// (Adapter.Sids).
+func (x *roomIndex) socketsCopy() *types.Map[socket.SocketId, *types.Set[socket.Room]] {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
 	sids := &types.Map[socket.SocketId, *types.Set[socket.Room]]{}
 	for id, e := range x.sockets {
 		sids.Store(id, types.NewSet(e.rooms...))
 	}
-	return rooms, sids
+	return sids
 }
