@@ -349,18 +349,18 @@ var errIdle = fmt.Errorf("wstransport: nothing read for the idle timeout: %w", o
 func (t *Transport) startReading() {
 	t.conn.Conn = nil
 	t.conn.Clear()
+	polled := t.raw != nil && t.poll != nil
+	t.lastRead.Store(time.Now().UnixNano())
 	t.mu.Lock()
-	if t.heart != nil && !t.closed {
+	switch {
+	case t.closed:
+	case t.heart != nil:
 		t.startHeartbeat()
+	case polled && t.idle > 0:
+		t.timer = time.AfterFunc(t.idle, t.checkIdle)
 	}
 	t.mu.Unlock()
-	if t.raw != nil && t.poll != nil {
-		t.lastRead.Store(time.Now().UnixNano())
-		t.mu.Lock()
-		if t.idle > 0 && t.heart == nil && !t.closed {
-			t.timer = time.AfterFunc(t.idle, t.checkIdle)
-		}
-		t.mu.Unlock()
+	if polled {
 		if t.poll.add(t) {
 			return
 		}
