@@ -43,10 +43,10 @@ func appendFrame(dst []byte, opcode byte, payload []byte) []byte {
 }
 
 // consume drops the first n bytes of bufs (n bytes were written) and
-// returns what is left. It slices bufs and its first element but never
-// writes to the bytes, which may be shared.
+// returns what is left, without empty buffers at its front. It slices bufs
+// and its first element but never writes to the bytes, which may be shared.
 func consume(bufs net.Buffers, n int) net.Buffers {
-	for n > 0 && len(bufs) > 0 {
+	for len(bufs) > 0 && (n > 0 || len(bufs[0]) == 0) {
 		if n < len(bufs[0]) {
 			bufs[0] = bufs[0][n:]
 			return bufs

@@ -142,7 +142,7 @@ func (p *poller) run() {
 		var n int
 		var werr error
 		err := p.raw.Read(func(fd uintptr) bool {
-			n, werr = unix.EpollWait(int(fd), events, 0)
+			n, werr = rawEpollWaitNow(int(fd), events)
 			return n > 0 || (werr != nil && werr != unix.EINTR)
 		})
 		p.mu.Lock()

@@ -474,7 +474,7 @@ func (t *Transport) readNow(buf []byte) (int, error) {
 	var rerr error
 	err := t.raw.Read(func(fd uintptr) bool {
 		for {
-			n, rerr = unix.Read(int(fd), buf)
+			n, rerr = rawRead(int(fd), buf)
 			if rerr != unix.EINTR {
 				return true
 			}
@@ -818,9 +818,9 @@ func (t *Transport) writeNow(bufs net.Buffers) (net.Buffers, error) {
 			var n int
 			var err error
 			if len(bufs) == 1 {
-				n, err = unix.Write(int(fd), bufs[0])
+				n, err = rawWrite(int(fd), bufs[0])
 			} else {
-				n, err = unix.Writev(int(fd), bufs)
+				n, err = rawWritev(int(fd), bufs)
 			}
 			switch {
 			case err == unix.EINTR:
