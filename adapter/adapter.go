@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -225,6 +226,10 @@ func looksLikeSocketID(s string) bool {
 // a message on a room channel is delivered only while the room has local
 // members.
 func (a *Adapter) onBroadcast(room, payload string) {
+	if strings.HasPrefix(payload, a.b.own) {
+		a.b.stats.ignored.Add(1) // our own, back from Redis
+		return
+	}
 	msg, err := decodeBroadcast(payload)
 	if err != nil {
 		a.b.stats.malformed.Add(1)

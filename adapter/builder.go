@@ -61,6 +61,10 @@ type counters struct {
 type Builder struct {
 	cfg Config
 	uid string
+	// own is how every broadcast this node publishes begins (see
+	// broadcastPrefix): its own copy, which Redis sends back, is dropped
+	// without decoding.
+	own string
 	log zerolog.Logger
 
 	ctx    context.Context
@@ -91,6 +95,7 @@ func New(cfg Config) *Builder {
 		uid:      newID(),
 		adapters: make(map[string]*Adapter),
 	}
+	b.own = broadcastPrefix(b.uid)
 	b.log = cfg.Logger.With().Str("component", "adapter").Str("uid", b.uid).Logger()
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.bus = newBus(b)

@@ -57,8 +57,9 @@
 //     at all. The Node emitter publishes `to(socketId)` on the room channel:
 //     set Config.SubscribeSocketRooms when it must reach socket ids.
 //
-// Messages carrying our uid are ignored, and a message on a room channel is
-// delivered only while the room has local members.
+// Messages carrying our uid are ignored: our own broadcasts, which Redis
+// sends back to us, by their first bytes, before decoding. A message on a
+// room channel is delivered only while the room has local members.
 //
 // The bus remembers which channels' routes changed since its last round of
 // commands and looks only at those, so a room's creation costs the same

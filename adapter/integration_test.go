@@ -88,6 +88,27 @@ func TestBroadcastReachesExactlyTheAudience(t *testing.T) {
 	}
 }
 
+// TestOwnBroadcastDroppedUndecoded: a node's own broadcast, which Redis
+// sends back to it, is recognised by its first bytes and dropped before it
+// is decoded; anyone else's is decoded (garbage counts as malformed).
+func TestOwnBroadcastDroppedUndecoded(t *testing.T) {
+	rs := redistest.Start(t)
+	n := startNode(t, testConfig(rs.Client()))
+	n.b.mu.Lock()
+	a := n.b.adapters["/"]
+	n.b.mu.Unlock()
+	before := n.b.Stats()
+	a.onBroadcast("", n.b.own+"\xc1 not msgpack")
+	if s := n.b.Stats(); s.Malformed != before.Malformed || s.Ignored <= before.Ignored {
+		t.Errorf("own garbage: malformed %d → %d, ignored %d → %d; want it ignored undecoded",
+			before.Malformed, s.Malformed, before.Ignored, s.Ignored)
+	}
+	a.onBroadcast("", broadcastPrefix("another-node-uid")+"\xc1 not msgpack")
+	if s := n.b.Stats(); s.Malformed != before.Malformed+1 {
+		t.Errorf("another node's garbage: malformed %d → %d, want decoded and refused", before.Malformed, s.Malformed)
+	}
+}
+
 // TestSubscriptionsAreExact: a node subscribes to the channel of a room
 // only while it has a member of it, never to a pattern, never to a
 // private room; the last member leaving unsubscribes.

@@ -72,6 +72,16 @@ func encodeBroadcast(uid, nsp string, data []any, rooms, except []string, flags 
 	})
 }
 
+// broadcastPrefix is the start of every message encodeBroadcast makes for
+// uid: a msgpack array of three whose first element is uid.
+func broadcastPrefix(uid string) string {
+	b, err := encodeMsgpack(uid)
+	if err != nil {
+		panic(err) // a string always encodes
+	}
+	return "\x93" + string(b)
+}
+
 func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}

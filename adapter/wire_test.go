@@ -180,3 +180,28 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestBroadcastPrefix: a node recognises its own broadcasts, back from
+// Redis, by their first bytes, and no one else's: not a uid that differs in
+// one character, nor one that is longer or shorter.
+func TestBroadcastPrefix(t *testing.T) {
+	own := broadcastPrefix("0123456789abcdef")
+	for _, tc := range []struct {
+		uid  string
+		want bool
+	}{
+		{"0123456789abcdef", true},
+		{"0123456789abcdee", false},
+		{"0123456789abcdef0", false},
+		{"0123456789abcde", false},
+		{"emitter", false},
+	} {
+		raw, err := encodeBroadcast(tc.uid, "/", []any{"ev", map[string]any{"k": 1}}, []string{"r"}, nil, wireFlags{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.HasPrefix(string(raw), own); got != tc.want {
+			t.Errorf("broadcast of %q has our prefix: %v, want %v", tc.uid, got, tc.want)
+		}
+	}
+}
