@@ -77,6 +77,73 @@ func (m *Metrics) WebSocket(stats func() WebSocketStats) {
 	)
 }
 
+// PubSubStats are the counters of the node's Redis pub/sub adapter
+// (adapter.Stats).
+type PubSubStats struct {
+	Published, Received, Ignored, Dropped, Malformed, Resubscribes, ProbeFailures uint64
+	Channels                                                                      int64
+	Healthy                                                                       bool
+}
+
+// PubSub exports the pub/sub adapter's counters, read from stats once per
+// scrape.
+func (m *Metrics) PubSub(stats func() PubSubStats) {
+	m.Registry.MustRegister(&pubSubCollector{stats: stats})
+}
+
+// pubSubCollector reads the adapter's counters once per scrape for all its
+// series.
+type pubSubCollector struct {
+	stats func() PubSubStats
+}
+
+var pubSubSeries = []struct {
+	desc  *prometheus.Desc
+	gauge bool
+	pick  func(PubSubStats) float64
+}{
+	{prometheus.NewDesc("switchboard_pubsub_published_total", "Messages Redis accepted from this node: broadcasts, requests and responses between nodes.", nil, nil), false,
+		func(s PubSubStats) float64 { return float64(s.Published) }},
+	{prometheus.NewDesc("switchboard_pubsub_received_total", "Pub/sub messages this node received.", nil, nil), false,
+		func(s PubSubStats) float64 { return float64(s.Received) }},
+	{prometheus.NewDesc("switchboard_pubsub_ignored_total", "Received messages not delivered on purpose: this node's own, or a room with no local member.", nil, nil), false,
+		func(s PubSubStats) float64 { return float64(s.Ignored) }},
+	{prometheus.NewDesc("switchboard_pubsub_dropped_total", "Messages lost here: not published (queue full, Redis error) or received malformed.", nil, nil), false,
+		func(s PubSubStats) float64 { return float64(s.Dropped) }},
+	{prometheus.NewDesc("switchboard_pubsub_malformed_total", "Received messages that could not be decoded (also counted as dropped).", nil, nil), false,
+		func(s PubSubStats) float64 { return float64(s.Malformed) }},
+	{prometheus.NewDesc("switchboard_pubsub_resubscribes_total", "Pub/sub connections re-created with all their channels (connection or probe lost, Redis restarted).", nil, nil), false,
+		func(s PubSubStats) float64 { return float64(s.Resubscribes) }},
+	{prometheus.NewDesc("switchboard_pubsub_probe_failures_total", "Probes through Redis pub/sub that did not come back in time.", nil, nil), false,
+		func(s PubSubStats) float64 { return float64(s.ProbeFailures) }},
+	{prometheus.NewDesc("switchboard_pubsub_channels", "Channels this node subscribes to: the namespace, request and response channels and one per room with a local member.", nil, nil), true,
+		func(s PubSubStats) float64 { return float64(s.Channels) }},
+	{prometheus.NewDesc("switchboard_pubsub_healthy", "1 while every pub/sub connection is subscribed and answers its probes, else 0 (the node is then not ready).", nil, nil), true,
+		func(s PubSubStats) float64 {
+			if s.Healthy {
+				return 1
+			}
+			return 0
+		}},
+}
+
+func (c *pubSubCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, s := range pubSubSeries {
+		ch <- s.desc
+	}
+}
+
+func (c *pubSubCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.stats()
+	for _, s := range pubSubSeries {
+		kind := prometheus.CounterValue
+		if s.gauge {
+			kind = prometheus.GaugeValue
+		}
+		ch <- prometheus.MustNewConstMetric(s.desc, kind, s.pick(st))
+	}
+}
+
 // Connected moves the connection gauge.
 func (m *Metrics) Connected(namespace string, delta int) {
 	m.connections.WithLabelValues(namespace).Add(float64(delta))

@@ -149,6 +149,26 @@ func clusterFlows(t *testing.T, c *cluster) {
 			t.Fatalf("carol offline announced %d times", n)
 		}
 	})
+
+	t.Run("pub/sub metrics", func(t *testing.T) {
+		// Every node published and received broadcasts, lost none, and its
+		// pub/sub is healthy: what an SRE alerts on (docs/operating.md).
+		for _, n := range c.Nodes {
+			for series, ok := range map[string]func(float64) bool{
+				"switchboard_pubsub_published_total": func(v float64) bool { return v > 0 },
+				"switchboard_pubsub_received_total":  func(v float64) bool { return v > 0 },
+				"switchboard_pubsub_ignored_total":   func(v float64) bool { return v > 0 },
+				"switchboard_pubsub_channels":        func(v float64) bool { return v >= 1 },
+				"switchboard_pubsub_healthy":         func(v float64) bool { return v == 1 },
+				"switchboard_pubsub_dropped_total":   func(v float64) bool { return v == 0 },
+				"switchboard_pubsub_malformed_total": func(v float64) bool { return v == 0 },
+			} {
+				if v := metricValue(t, n.URL(), series); !ok(v) {
+					t.Errorf("node %s: %s = %v", n.ID, series, v)
+				}
+			}
+		}
+	})
 }
 
 // TestClusterNodeCrash kills a node with SIGKILL mid-call and mid-admission:

@@ -132,6 +132,13 @@ func New(o Options) (*Node, error) {
 			return api.WebSocketStats{Direct: s.Direct, SlowClients: s.SlowClients, Flushers: s.Flushers, OutboxWrites: s.OutboxWrites}
 		})
 	}
+	if b, ok := o.Adapter.(interface{ Stats() adapter.Stats }); ok {
+		n.Metrics.PubSub(func() api.PubSubStats {
+			s := b.Stats()
+			return api.PubSubStats{Published: s.Published, Received: s.Received, Ignored: s.Ignored, Dropped: s.Dropped,
+				Malformed: s.Malformed, Resubscribes: s.Resubscribes, ProbeFailures: s.ProbeFailures, Channels: s.Channels, Healthy: s.Healthy}
+		})
+	}
 	n.Service = service.New(o.Service, o.Store, gateway.NewEmitter(io, log), o.Clock, log)
 	n.Gateway = gateway.New(o.Gateway, io, n.Service, o.Verifier, n.Metrics, log)
 	if f, ok := o.Adapter.(interface{ Flush(context.Context) error }); ok {
