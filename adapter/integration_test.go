@@ -185,7 +185,7 @@ func TestSubscriptionsAreExact(t *testing.T) {
 func TestProbeResubscribesSilentConnection(t *testing.T) {
 	rs := redistest.Start(t)
 	px := startProxy(t, rs.Addr())
-	viaProxy := goredis.NewClient(&goredis.Options{Addr: px.Addr()})
+	viaProxy := goredis.NewClient(&goredis.Options{Addr: px.Addr(), Dialer: redistest.Dialer()})
 	t.Cleanup(func() { _ = viaProxy.Close() })
 	rc := rs.Client()
 	n0 := startNode(t, testConfig(viaProxy))
@@ -234,7 +234,7 @@ func TestClientKillResubscribes(t *testing.T) {
 // port; the nodes report unhealthy, then resubscribe by themselves.
 func TestRedisRestartResumes(t *testing.T) {
 	rs := redistest.Start(t)
-	rc := goredis.NewClient(&goredis.Options{Addr: rs.Addr(), MaxRetries: 1, DialTimeout: 200 * time.Millisecond})
+	rc := goredis.NewClient(&goredis.Options{Addr: rs.Addr(), MaxRetries: 1, DialTimeout: 200 * time.Millisecond, Dialer: redistest.Dialer()})
 	t.Cleanup(func() { _ = rc.Close() })
 	n0 := startNode(t, testConfig(rc))
 	n1 := startNode(t, testConfig(rc))

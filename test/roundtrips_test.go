@@ -164,10 +164,11 @@ type redisNode struct {
 func withRedis(t *testing.T, srv *redistest.Server, nodeID string, adapterCfg func(*adapter.Config)) (*redisNode, envOption) {
 	t.Helper()
 	rn := &redisNode{Counter: &rtCounter{}}
-	// As cmd/switchboard: a slow Redis answers at the request deadline.
-	rn.Client = goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	// As cmd/switchboard: a slow Redis answers at the request deadline, and
+	// the connections make raw system calls (internal/rawio).
+	rn.Client = goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, Dialer: redistest.Dialer()})
 	rn.Client.AddHook(rn.Counter)
-	pubsub := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	pubsub := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, Dialer: redistest.Dialer()})
 	rn.Store = stateredis.New(rn.Client, stateredis.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

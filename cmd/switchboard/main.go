@@ -30,6 +30,7 @@ import (
 	"github.com/switchboard/switchboard/gateway"
 	"github.com/switchboard/switchboard/internal/gctune"
 	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/rawio"
 	"github.com/switchboard/switchboard/internal/redislog"
 	"github.com/switchboard/switchboard/service"
 	"github.com/switchboard/switchboard/state"
@@ -197,17 +198,33 @@ func redisClient(cfg config.Config) (goredis.UniversalClient, error) {
 	// request deadline, so acks say unavailable in time.
 	switch {
 	case len(cfg.RedisClusterAddrs) > 0:
-		return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cfg.RedisClusterAddrs, ContextTimeoutEnabled: true}), nil
+		return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cfg.RedisClusterAddrs, ContextTimeoutEnabled: true,
+			Dialer: redisDialer(0)}), nil
 	case len(cfg.RedisSentinelAddrs) > 0:
 		return goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: cfg.RedisSentinelMaster,
-			SentinelAddrs: cfg.RedisSentinelAddrs, ContextTimeoutEnabled: true}), nil
+			SentinelAddrs: cfg.RedisSentinelAddrs, ContextTimeoutEnabled: true, Dialer: redisDialer(0)}), nil
 	}
 	o, err := goredis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("SWITCHBOARD_REDIS_URL: %w", err)
 	}
 	o.ContextTimeoutEnabled = true
+	if o.TLSConfig == nil {
+		o.Dialer = redisDialer(o.DialTimeout) // a dial_timeout in the URL applies
+	}
 	return goredis.NewClient(o), nil
+}
+
+// redisDialer dials Redis as go-redis does without TLS (a 5 s dial timeout
+// unless timeout is set, a 5-minute keep-alive) and makes the connection's
+// reads and writes raw system calls (internal/rawio): a node's Redis
+// traffic is many small commands and replies, and through the net package
+// each could cost a thread hand-off under load.
+func redisDialer(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	return rawio.Dialer(&net.Dialer{Timeout: timeout, KeepAlive: 5 * time.Minute})
 }
 
 func serviceConfig(c config.Config) service.Config {

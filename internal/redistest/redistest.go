@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/switchboard/switchboard/internal/rawio"
 	"github.com/switchboard/switchboard/internal/redislog"
 )
 
@@ -43,9 +44,15 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 
 // Client returns a new client for the server, closed at test end.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Dialer: Dialer()})
 	s.t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// Dialer dials Redis as cmd/switchboard does: TCP connections whose reads
+// and writes are raw system calls (internal/rawio).
+func Dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return rawio.Dialer(&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 5 * time.Minute})
 }
 
 // Option changes how a server starts.
@@ -167,7 +174,7 @@ func (c *Cluster) Addrs() []string {
 
 // Client returns a cluster client, closed at test end.
 func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
-	cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), Dialer: Dialer()})
 	t.Cleanup(func() { _ = cl.Close() })
 	return cl
 }

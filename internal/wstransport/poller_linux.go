@@ -4,6 +4,7 @@ package wstransport
 
 import (
 	"errors"
+	"github.com/switchboard/switchboard/internal/rawio"
 	"os"
 	"sync"
 	"syscall"
@@ -142,7 +143,7 @@ func (p *poller) run() {
 		var n int
 		var werr error
 		err := p.raw.Read(func(fd uintptr) bool {
-			n, werr = rawEpollWaitNow(int(fd), events)
+			n, werr = rawio.EpollWaitNow(int(fd), events)
 			return n > 0 || (werr != nil && werr != unix.EINTR)
 		})
 		p.mu.Lock()

@@ -71,6 +71,7 @@ package wstransport
 import (
 	"errors"
 	"fmt"
+	"github.com/switchboard/switchboard/internal/rawio"
 	"io"
 	"net"
 	"os"
@@ -474,7 +475,7 @@ func (t *Transport) readNow(buf []byte) (int, error) {
 	var rerr error
 	err := t.raw.Read(func(fd uintptr) bool {
 		for {
-			n, rerr = rawRead(int(fd), buf)
+			n, rerr = rawio.Read(int(fd), buf)
 			if rerr != unix.EINTR {
 				return true
 			}
@@ -818,9 +819,9 @@ func (t *Transport) writeNow(bufs net.Buffers) (net.Buffers, error) {
 			var n int
 			var err error
 			if len(bufs) == 1 {
-				n, err = rawWrite(int(fd), bufs[0])
+				n, err = rawio.Write(int(fd), bufs[0])
 			} else {
-				n, err = rawWritev(int(fd), bufs)
+				n, err = rawio.Writev(int(fd), bufs)
 			}
 			switch {
 			case err == unix.EINTR:

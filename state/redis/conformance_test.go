@@ -29,7 +29,7 @@ func TestConformance(t *testing.T) {
 func TestConformanceRESP2(t *testing.T) {
 	srv := redistest.Start(t)
 	statetest.Run(t, func(t *testing.T) state.Store {
-		c := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), Protocol: 2, ContextTimeoutEnabled: true})
+		c := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), Protocol: 2, ContextTimeoutEnabled: true, Dialer: redistest.Dialer()})
 		if err := c.FlushAll(context.Background()).Err(); err != nil {
 			t.Fatalf("FLUSHALL: %v", err)
 		}
@@ -52,7 +52,7 @@ func TestConformanceCluster(t *testing.T) {
 		if err != nil {
 			t.Fatalf("FLUSHALL: %v", err)
 		}
-		c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cluster.Addrs(), ContextTimeoutEnabled: true})
+		c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cluster.Addrs(), ContextTimeoutEnabled: true, Dialer: redistest.Dialer()})
 		st := redis.New(c, redis.Options{CloseClient: true})
 		t.Cleanup(func() { _ = st.Close() })
 		return st

@@ -28,7 +28,7 @@ func at(d time.Duration) time.Time { return base.Add(d) }
 // newClient returns a client of srv that honours context deadlines, closed
 // at the end of the test.
 func newClient(t testing.TB, srv *redistest.Server) *goredis.Client {
-	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, Dialer: redistest.Dialer()})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
