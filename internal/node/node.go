@@ -24,6 +24,7 @@ import (
 	"github.com/switchboard/switchboard/adapter"
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/gateway"
+	"github.com/switchboard/switchboard/internal/sioparser"
 	"github.com/switchboard/switchboard/internal/wstransport"
 	"github.com/switchboard/switchboard/service"
 	"github.com/switchboard/switchboard/state"
@@ -101,6 +102,10 @@ func New(o Options) (*Node, error) {
 	maxMessage := int64(o.Gateway.MaxPayloadBytes) + 16<<10
 	sopts.SetMaxHttpBufferSize(maxMessage)
 	sopts.SetServeClient(false)
+	// Packets of plain JSON values (every ack and emit of the gateway) are
+	// encoded in one pass instead of the library's copy, walk and
+	// reflection, with the same bytes.
+	sopts.SetParser(sioparser.NewParser())
 	sopts.SetCors(&types.Cors{Origin: "*", Credentials: true})
 	// Our websocket transport builds each broadcast's frame once for all
 	// its recipients and writes a connection's waiting broadcast frames
