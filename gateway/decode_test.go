@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -174,8 +175,18 @@ func fzDecode[T any](t *testing.T, name string, raw []byte, rules ...func(contex
 func fzRun(t *testing.T, data []byte) {
 	w := newFzWorld(t)
 	var raws [][]byte
-	// As a Socket.IO client sends it: the parser hands the handler a
-	// decoded JSON value, which dispatch bounds and encodes again.
+	// As a Socket.IO client sends it: the node's parser
+	// (internal/sioparser) hands the handler each argument as the JSON it
+	// came as, once the packet is valid JSON, which dispatch bounds.
+	if json.Valid(data) {
+		raw, err := encodePayload(json.RawMessage(bytes.TrimSpace(data)), 64<<10)
+		fzCheck(t, "encodePayload", data, err)
+		if err == nil {
+			raws = append(raws, raw)
+		}
+	}
+	// A decoded JSON value, as the library's parser hands one over, which
+	// dispatch bounds and encodes again.
 	var v any
 	if json.Unmarshal(data, &v) == nil {
 		raw, err := encodePayload(v, 64<<10)
@@ -304,13 +315,14 @@ func FuzzDecode(f *testing.F) {
 }
 
 // benchDecodeAndRule measures what a handler does with a payload as the
-// Socket.IO parser hands it over: bound and encode it, decode it into the
-// request, and run the rule on a memory store (validation, then the
-// store's transition, which on the memory store is a map update).
+// node's Socket.IO parser hands it over (the JSON it came as): bound it,
+// decode it into the request, and run the rule on a memory store
+// (validation, then the store's transition, which on the memory store is
+// a map update).
 func benchDecodeAndRule[T any](b *testing.B, payload string, rule func(*fzWorld, context.Context, T) error) {
-	var v any
-	if err := json.Unmarshal([]byte(payload), &v); err != nil {
-		b.Fatal(err)
+	v := json.RawMessage(payload)
+	if !json.Valid(v) {
+		b.Fatal("payload is not JSON")
 	}
 	w := newFzWorld(b)
 	ctx := context.Background()

@@ -765,10 +765,21 @@ func splitArgs(args []any) (socket.Ack, any) {
 }
 
 // encodePayload bounds the payload and returns it as JSON. A missing
-// payload is an empty object.
+// payload is an empty object. The node's parser (internal/sioparser)
+// hands a payload over as the JSON it arrived as, already checked to be
+// valid, which is taken as it is.
 func encodePayload(p any, max int) (json.RawMessage, error) {
 	if p == nil {
 		return json.RawMessage("{}"), nil
+	}
+	if raw, ok := p.(json.RawMessage); ok {
+		if string(raw) == "null" {
+			return json.RawMessage("{}"), nil
+		}
+		if len(raw) > max {
+			return nil, service.Errorf(service.CodeTooLarge, "payload is larger than %d bytes", max)
+		}
+		return raw, nil
 	}
 	b, err := json.Marshal(p)
 	if err != nil {

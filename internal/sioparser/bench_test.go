@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
 // incoming is a call:incoming broadcast as the gateway emits it.
@@ -43,4 +44,27 @@ func BenchmarkEncode(b *testing.B) {
 	b.Run("incoming/library", func(b *testing.B) { benchmarkEncode(b, parser.NewEncoder(), incoming) })
 	b.Run("ack/ours", func(b *testing.B) { benchmarkEncode(b, NewParser().NewEncoder(), ack) })
 	b.Run("ack/library", func(b *testing.B) { benchmarkEncode(b, parser.NewEncoder(), ack) })
+}
+
+// createEvent is a meeting:create as a client sends it.
+const createEvent = `25["meeting:create",{"title":"Weekly sync","description":"Agenda: status, risks, next steps",` +
+	`"start_time":"2026-12-01T10:00:00.000Z","end_time":"2026-12-01T11:00:00.000Z","allow_external":true,` +
+	`"participants":["bob","carol","dave","erin"]}]`
+
+func benchmarkDecode(b *testing.B, d parser.Decoder) {
+	var got *parser.Packet
+	d.On("decoded", func(a ...any) { got = a[0].(*parser.Packet) })
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.Add(types.NewStringBufferString(createEvent)); err != nil || got == nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecode: a meeting:create event, ours (arguments left as JSON)
+// against the library's (decoded into maps and slices).
+func BenchmarkDecode(b *testing.B) {
+	b.Run("ours", func(b *testing.B) { benchmarkDecode(b, NewParser().NewDecoder()) })
+	b.Run("library", func(b *testing.B) { benchmarkDecode(b, parser.NewDecoder()) })
 }

@@ -1,6 +1,8 @@
 // Package sioparser is the Socket.IO packet parser the node gives the
-// socket.io library (ServerOptions.SetParser): the library's decoder, and
-// an encoder that writes the packets whose data are plain JSON values
+// socket.io library (ServerOptions.SetParser). Its Decoder takes the plain
+// event packets clients send and leaves each argument as the JSON it came
+// as (see Decoder); everything else goes to the library's decoder. Its
+// Encoder writes the packets whose data are plain JSON values
 // (nil, booleans, strings, integers, float64, map[string]any, []any: what
 // the gateway emits and acks, see gateway.plain) itself, in one pass,
 // byte for byte as the library's encoder would (TestEncoderMatchesLibrary
@@ -28,5 +30,5 @@ func NewParser() parser.Parser { return Parser{} }
 // NewEncoder returns an Encoder.
 func (Parser) NewEncoder() parser.Encoder { return &Encoder{library: parser.NewEncoder()} }
 
-// NewDecoder returns the library's decoder.
-func (Parser) NewDecoder() parser.Decoder { return parser.NewDecoder() }
+// NewDecoder returns a Decoder.
+func (Parser) NewDecoder() parser.Decoder { return &Decoder{Decoder: parser.NewDecoder()} }
