@@ -268,6 +268,10 @@ func NewEmitter(io *socket.Server, log zerolog.Logger) service.Emitter {
 // anything else (structs, typed slices and maps) goes through a JSON round
 // trip, which is what defines the shape. Numbers keep their Go type, which
 // both encoders write as JSON numbers.
+// plainer is a value that makes its own plain form, equal to the JSON
+// round trip (state.Meeting: every call and meeting event carries one).
+type plainer interface{ Plain() any }
+
 func plain(v any) (any, error) {
 	switch t := v.(type) {
 	case nil, string, bool, int, int64, int32, uint, uint64, uint32:
@@ -303,6 +307,8 @@ func plain(v any) (any, error) {
 			out[i] = e
 		}
 		return out, nil
+	case plainer:
+		return t.Plain(), nil
 	}
 	// github.com/goccy/go-json, the drop-in for encoding/json the Redis
 	// store uses for meetings (held to encoding/json there), is two to

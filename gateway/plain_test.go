@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"encoding/json"
+	gojson "github.com/goccy/go-json"
 	"math"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/state"
 )
 
 // roundTrip is the definition plain must agree with.
@@ -44,6 +47,10 @@ func TestPlainAgreesWithJSONRoundTrip(t *testing.T) {
 		{"typed nested", map[string]any{"list": []inner{{ID: "a", At: at}}, "m": map[string]int{"x": 1}}},
 		{"time", map[string]any{"at": at}},
 		{"empty", map[string]any{"e": []any{}, "s": []string{}, "m": map[string]any{}}},
+		{"meeting (its own Plain)", map[string]any{"call": (&state.Meeting{ID: "call_1", Title: "t", Status: "live",
+			StartTime: state.At(at), StartedAt: state.TimePtr(at), Version: 2, ActiveCount: 1,
+			Participants: []state.Participant{{UserID: "alice", Role: "owner", Status: "joined", JoinedAt: state.TimePtr(at)}}}).Public(),
+			"nil meeting": (*state.Meeting)(nil)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := plain(tc.v)
@@ -94,4 +101,38 @@ func BenchmarkPlainCallIncoming(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkPlainMeeting: a call:incoming's meeting made plain by its own
+// Plain against the JSON round trip that plain uses for other structs.
+func BenchmarkPlainMeeting(b *testing.B) {
+	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	m := (&state.Meeting{ID: "call_39ff0b191dfc745326541beb9d3b1896", IsInstantCall: true, Title: "Call", Status: "live",
+		CreatedBy: "alice", StartTime: state.At(at), EndTime: state.At(at.Add(time.Hour)), StartedAt: state.TimePtr(at),
+		CreatedAt: state.At(at), UpdatedAt: state.At(at), Version: 2, ActiveCount: 1,
+		Participants: []state.Participant{
+			{UserID: "alice", Role: "owner", Status: "joined", JoinedAt: state.TimePtr(at)},
+			{UserID: "bob", Role: "member", Status: "ringing"},
+		}}).Public()
+	b.Run("Plain", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := plain(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("round trip", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			raw, err := gojson.Marshal(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var out any
+			if err := gojson.Unmarshal(raw, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
