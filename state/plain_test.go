@@ -33,9 +33,9 @@ func fullMeeting(s string) *Meeting {
 			{UserID: "bob", Role: "member", Status: "ringing", LeftAt: at, RingDeadline: at},
 		},
 		ActiveCount: 3, Version: 1 << 40,
-		Conns:       map[string][]string{s: {"c1", s}, "bob": nil, "carol": {}},
-		Answered:    true,
-		Reminded:    map[string]bool{"15": true, s: false},
+		Conns:    map[string][]string{s: {"c1", s}, "bob": nil, "carol": {}},
+		Answered: true,
+		Reminded: map[string]bool{"15": true, s: false},
 	}
 }
 

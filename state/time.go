@@ -26,7 +26,26 @@ func (t Time) String() string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(TimeLayout)
+	var b [len(TimeLayout)]byte
+	return string(t.appendLayout(b[:0]))
+}
+
+// appendLayout appends t in TimeLayout, as t.UTC().AppendFormat would
+// (fractions of a millisecond are cut, not rounded) without its parsing of
+// the layout: every meeting written or read carries seven times.
+func (t Time) appendLayout(b []byte) []byte {
+	u := t.UTC()
+	y, mo, d := u.Date()
+	if y < 0 || y > 9999 {
+		return u.AppendFormat(b, TimeLayout)
+	}
+	h, mi, s := u.Clock()
+	ms := u.Nanosecond() / 1e6
+	return append(b,
+		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+int(mo)/10), byte('0'+int(mo)%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
+		byte('0'+s/10), byte('0'+s%10), '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }
 
 // MarshalJSON implements json.Marshaler.
@@ -34,7 +53,10 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	if t.IsZero() {
 		return []byte("null"), nil
 	}
-	return []byte(`"` + t.String() + `"`), nil
+	b := make([]byte, 0, len(TimeLayout)+2)
+	b = append(b, '"')
+	b = t.appendLayout(b)
+	return append(b, '"'), nil
 }
 
 // UnmarshalJSON accepts null, "" and any RFC 3339 string.
