@@ -1,29 +1,16 @@
 package gateway
 
 import (
-	"encoding/json"
-	gojson "github.com/goccy/go-json"
 	"math"
 	"reflect"
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/state"
-)
+	gojson "github.com/goccy/go-json"
 
-// roundTrip is the definition plain must agree with.
-func roundTrip(t *testing.T, v any) any {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out any
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+	"github.com/switchboard/switchboard/state"
+	"github.com/switchboard/switchboard/state/statetest"
+)
 
 func TestPlainAgreesWithJSONRoundTrip(t *testing.T) {
 	type inner struct {
@@ -59,7 +46,7 @@ func TestPlainAgreesWithJSONRoundTrip(t *testing.T) {
 			}
 			// Numbers keep their Go type in plain; compare the JSON each
 			// encoder writes.
-			if want := roundTrip(t, tc.v); !reflect.DeepEqual(roundTrip(t, got), want) {
+			if want := statetest.JSONRoundTrip(t, tc.v); !reflect.DeepEqual(statetest.JSONRoundTrip(t, got), want) {
 				t.Fatalf("plain(%#v) = %#v, JSON round trip %#v", tc.v, got, want)
 			}
 		})

@@ -1,34 +1,22 @@
-package state
+package state_test
 
 import (
-	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/state"
+	"github.com/switchboard/switchboard/state/statetest"
 )
 
-// roundTrip is what decoding v's JSON encoding into an any gives.
-func roundTrip(t testing.TB, v any) any {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out any
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // fullMeeting has every field set.
-func fullMeeting(s string) *Meeting {
-	at := TimePtr(time.Date(2026, 11, 26, 10, 0, 0, 123e6, time.UTC))
-	return &Meeting{
+func fullMeeting(s string) *state.Meeting {
+	at := state.TimePtr(time.Date(2026, 11, 26, 10, 0, 0, 123e6, time.UTC))
+	return &state.Meeting{
 		ID: "m_" + s, IsInstantCall: true, Title: s, Description: "d " + s,
-		StartTime: *at, EndTime: At(at.Add(time.Hour)), AllowExternal: true, CreatedBy: s, Status: "live",
-		StartedAt: at, EndedAt: TimePtr(at.Add(2 * time.Hour)), CreatedAt: *at, UpdatedAt: *at,
-		Participants: []Participant{
+		StartTime: *at, EndTime: state.At(at.Add(time.Hour)), AllowExternal: true, CreatedBy: s, Status: "live",
+		StartedAt: at, EndedAt: state.TimePtr(at.Add(2 * time.Hour)), CreatedAt: *at, UpdatedAt: *at,
+		Participants: []state.Participant{
 			{UserID: s, Role: "owner", Status: "joined", JoinedAt: at},
 			{UserID: "bob", Role: "member", Status: "ringing", LeftAt: at, RingDeadline: at},
 		},
@@ -42,22 +30,22 @@ func fullMeeting(s string) *Meeting {
 // TestMeetingPlain: Plain gives what the JSON round trip gives, for full,
 // empty and odd meetings (strings that are not UTF-8 included).
 func TestMeetingPlain(t *testing.T) {
-	for name, m := range map[string]*Meeting{
+	for name, m := range map[string]*state.Meeting{
 		"nil":             nil,
 		"zero":            {},
 		"full":            fullMeeting("alice"),
 		"not utf-8":       fullMeeting("bad \xff\xed\xa0\x80 é \u2028 <&>"),
-		"no participants": {ID: "m", Participants: []Participant{}},
+		"no participants": {ID: "m", Participants: []state.Participant{}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var got any = m.Plain()
-			if want := roundTrip(t, m); !reflect.DeepEqual(got, want) {
+			if want := statetest.JSONRoundTrip(t, m); !reflect.DeepEqual(got, want) {
 				t.Fatalf("Plain:\n %#v\nJSON round trip:\n %#v", got, want)
 			}
 		})
 	}
 	// Public meetings, as the gateway sends them.
-	if got, want := fullMeeting("x").Public().Plain(), roundTrip(t, fullMeeting("x").Public()); !reflect.DeepEqual(got, want) {
+	if got, want := fullMeeting("x").Public().Plain(), statetest.JSONRoundTrip(t, fullMeeting("x").Public()); !reflect.DeepEqual(got, want) {
 		t.Fatalf("public: %#v vs %#v", got, want)
 	}
 }
@@ -65,10 +53,10 @@ func TestMeetingPlain(t *testing.T) {
 // TestMeetingPlainKnowsEveryField fails when Meeting or Participant gains
 // a field: Plain must then write it too (and fullMeeting set it).
 func TestMeetingPlainKnowsEveryField(t *testing.T) {
-	if n := reflect.TypeOf(Meeting{}).NumField(); n != 19 {
+	if n := reflect.TypeOf(state.Meeting{}).NumField(); n != 19 {
 		t.Errorf("Meeting has %d fields, Plain knows 19", n)
 	}
-	if n := reflect.TypeOf(Participant{}).NumField(); n != 6 {
+	if n := reflect.TypeOf(state.Participant{}).NumField(); n != 6 {
 		t.Errorf("Participant has %d fields, Plain knows 6", n)
 	}
 }
@@ -79,7 +67,7 @@ func FuzzMeetingPlain(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string, n int64) {
 		m := fullMeeting(s)
 		m.Version, m.ActiveCount = n, int(n>>8)
-		if got, want := m.Plain(), roundTrip(t, m); !reflect.DeepEqual(got, want) {
+		if got, want := m.Plain(), statetest.JSONRoundTrip(t, m); !reflect.DeepEqual(got, want) {
 			t.Fatalf("%#v vs %#v", got, want)
 		}
 	})
