@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zishang520/socket.io/parsers/engine/v3/parser"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
@@ -150,4 +151,54 @@ func TestEngineListensOnTheTransportsEmitter(t *testing.T) {
 	if r := s.reason(5 * time.Second); r != "transport close" {
 		t.Fatalf("disconnect reason %q, want transport close", r)
 	}
+}
+
+// TestDecodeTextMatchesParser: a text message's packet is the protocol 4
+// parser's, type and data; what decodeText leaves to the parser (protocol
+// 3, base64 binary, unknown types, nothing) is exactly what it must.
+func TestDecodeTextMatchesParser(t *testing.T) {
+	for _, s := range []string{"4" + `2["call:notify",{"call_id":"c"}]`, "2", "3", "2probe", "5", "6", "1", "0", "4", "4é\u2028",
+		"bAQID", "9x", "x", ""} {
+		checkDecodeText(t, s)
+	}
+	if _, ok := decodeText(3, []byte("4x")); ok {
+		t.Error("protocol 3 taken")
+	}
+}
+
+func checkDecodeText(t testing.TB, s string) {
+	t.Helper()
+	got, ok := decodeText(4, []byte(s))
+	_, known := parser.PACKET_TYPES_REVERSE[byteAt(s)]
+	if ok != (s != "" && known) {
+		t.Fatalf("%q: taken %v", s, ok)
+	}
+	if !ok {
+		return
+	}
+	want, err := parser.Parserv4().DecodePacket(types.NewStringBufferString(s))
+	if err != nil {
+		t.Fatalf("%q: taken, but the parser refuses it: %v", s, err)
+	}
+	g, gok := got.Data.(*types.StringBuffer)
+	w, wok := want.Data.(*types.StringBuffer)
+	if !gok || !wok {
+		t.Fatalf("%q: data is a %T, the parser's a %T", s, got.Data, want.Data)
+	}
+	if got.Type != want.Type || g.String() != w.String() {
+		t.Fatalf("%q: %v %q, the parser's %v %q", s, got.Type, g.String(), want.Type, w.String())
+	}
+}
+
+func byteAt(s string) byte {
+	if s == "" {
+		return 0
+	}
+	return s[0]
+}
+
+func FuzzDecodeText(f *testing.F) {
+	f.Add("4" + `2["ev",{}]`)
+	f.Add("b" + "AQID")
+	f.Fuzz(func(t *testing.T, s string) { checkDecodeText(t, s) })
 }

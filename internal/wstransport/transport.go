@@ -569,6 +569,10 @@ func (t *Transport) deliver(op byte, payload []byte) error {
 		if t.heart != nil && len(payload) == 1 && payload[0] == '3' {
 			t.pong() // and the engine sees it too
 		}
+		if p, ok := decodeText(t.Protocol(), payload); ok {
+			t.OnPacket(p)
+			break
+		}
 		t.OnData(types.NewStringBuffer(append([]byte(nil), payload...)))
 	case opBinary:
 		t.OnData(types.NewBytesBuffer(append([]byte(nil), payload...)))
