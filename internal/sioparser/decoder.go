@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -29,12 +30,14 @@ type Decoder struct {
 	// binary is set once the connection has sent a binary packet: the
 	// library's decoder then waits for its attachments, and string input
 	// must reach it to be refused, so every packet goes to it from then on.
-	binary bool
+	// (Atomic, as the library's decoder state is: a connection's packets
+	// come one at a time, but nothing here depends on it.)
+	binary atomic.Bool
 }
 
 // Add implements parser.Decoder.
 func (d *Decoder) Add(data any) error {
-	if !d.binary {
+	if !d.binary.Load() {
 		var b []byte
 		switch t := data.(type) {
 		case *types.StringBuffer:
@@ -48,7 +51,7 @@ func (d *Decoder) Add(data any) error {
 				return nil
 			}
 			if b[0] == '0'+byte(parser.BINARY_EVENT) || b[0] == '0'+byte(parser.BINARY_ACK) {
-				d.binary = true
+				d.binary.Store(true)
 			}
 		}
 	}
