@@ -57,24 +57,19 @@ type WebSocketStats struct {
 	Direct, SlowClients, Flushers, OutboxWrites uint64
 }
 
-// WebSocket exports the websocket transport's counters, read from stats at
-// each scrape.
+// WebSocket exports the websocket transport's counters, read from stats
+// once per scrape.
 func (m *Metrics) WebSocket(stats func() WebSocketStats) {
-	counter := func(name, help string, pick func(WebSocketStats) uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
-			return float64(pick(stats()))
-		})
-	}
-	m.Registry.MustRegister(
+	m.Registry.MustRegister(&snapshot[WebSocketStats]{stats: stats, series: []series[WebSocketStats]{
 		counter("switchboard_ws_direct_frames_total", "Broadcast frames handed straight to a websocket, without the engine's per-packet path.",
-			func(s WebSocketStats) uint64 { return s.Direct }),
+			func(s WebSocketStats) float64 { return float64(s.Direct) }),
 		counter("switchboard_ws_broadcast_writes_total", "Writes that carried the direct frames: direct frames / writes is how many broadcast frames one system call carried.",
-			func(s WebSocketStats) uint64 { return s.OutboxWrites }),
+			func(s WebSocketStats) float64 { return float64(s.OutboxWrites) }),
 		counter("switchboard_ws_slow_clients_total", "Websocket clients disconnected for falling more than SWITCHBOARD_WS_MAX_QUEUE_BYTES behind.",
-			func(s WebSocketStats) uint64 { return s.SlowClients }),
+			func(s WebSocketStats) float64 { return float64(s.SlowClients) }),
 		counter("switchboard_ws_flushes_total", "Times a websocket's socket buffer filled and a flusher goroutine took over its writes.",
-			func(s WebSocketStats) uint64 { return s.Flushers }),
-	)
+			func(s WebSocketStats) float64 { return float64(s.Flushers) }),
+	}})
 }
 
 // PubSubStats are the counters of the node's Redis pub/sub adapter
@@ -88,59 +83,65 @@ type PubSubStats struct {
 // PubSub exports the pub/sub adapter's counters, read from stats once per
 // scrape.
 func (m *Metrics) PubSub(stats func() PubSubStats) {
-	m.Registry.MustRegister(&pubSubCollector{stats: stats})
+	m.Registry.MustRegister(&snapshot[PubSubStats]{stats: stats, series: []series[PubSubStats]{
+		counter("switchboard_pubsub_published_total", "Messages Redis accepted from this node: broadcasts, requests and responses between nodes.",
+			func(s PubSubStats) float64 { return float64(s.Published) }),
+		counter("switchboard_pubsub_received_total", "Pub/sub messages this node received.",
+			func(s PubSubStats) float64 { return float64(s.Received) }),
+		counter("switchboard_pubsub_ignored_total", "Received messages not delivered on purpose: this node's own, or a room with no local member.",
+			func(s PubSubStats) float64 { return float64(s.Ignored) }),
+		counter("switchboard_pubsub_dropped_total", "Messages lost here: not published (queue full, Redis error) or received malformed.",
+			func(s PubSubStats) float64 { return float64(s.Dropped) }),
+		counter("switchboard_pubsub_malformed_total", "Received messages that could not be decoded (also counted as dropped).",
+			func(s PubSubStats) float64 { return float64(s.Malformed) }),
+		counter("switchboard_pubsub_resubscribes_total", "Pub/sub connections re-created with all their channels (connection or probe lost, Redis restarted).",
+			func(s PubSubStats) float64 { return float64(s.Resubscribes) }),
+		counter("switchboard_pubsub_probe_failures_total", "Probes through Redis pub/sub that did not come back in time.",
+			func(s PubSubStats) float64 { return float64(s.ProbeFailures) }),
+		gauge("switchboard_pubsub_channels", "Channels this node subscribes to: the namespace, request and response channels and one per room with a local member.",
+			func(s PubSubStats) float64 { return float64(s.Channels) }),
+		gauge("switchboard_pubsub_healthy", "1 while every pub/sub connection is subscribed and answers its probes, else 0 (the node is then not ready).",
+			func(s PubSubStats) float64 {
+				if s.Healthy {
+					return 1
+				}
+				return 0
+			}),
+	}})
 }
 
-// pubSubCollector reads the adapter's counters once per scrape for all its
-// series.
-type pubSubCollector struct {
-	stats func() PubSubStats
+// snapshot is a collector of series that all read one snapshot of a
+// component's counters (stats), taken once per scrape.
+type snapshot[T any] struct {
+	stats  func() T
+	series []series[T]
 }
 
-var pubSubSeries = []struct {
-	desc  *prometheus.Desc
-	gauge bool
-	pick  func(PubSubStats) float64
-}{
-	{prometheus.NewDesc("switchboard_pubsub_published_total", "Messages Redis accepted from this node: broadcasts, requests and responses between nodes.", nil, nil), false,
-		func(s PubSubStats) float64 { return float64(s.Published) }},
-	{prometheus.NewDesc("switchboard_pubsub_received_total", "Pub/sub messages this node received.", nil, nil), false,
-		func(s PubSubStats) float64 { return float64(s.Received) }},
-	{prometheus.NewDesc("switchboard_pubsub_ignored_total", "Received messages not delivered on purpose: this node's own, or a room with no local member.", nil, nil), false,
-		func(s PubSubStats) float64 { return float64(s.Ignored) }},
-	{prometheus.NewDesc("switchboard_pubsub_dropped_total", "Messages lost here: not published (queue full, Redis error) or received malformed.", nil, nil), false,
-		func(s PubSubStats) float64 { return float64(s.Dropped) }},
-	{prometheus.NewDesc("switchboard_pubsub_malformed_total", "Received messages that could not be decoded (also counted as dropped).", nil, nil), false,
-		func(s PubSubStats) float64 { return float64(s.Malformed) }},
-	{prometheus.NewDesc("switchboard_pubsub_resubscribes_total", "Pub/sub connections re-created with all their channels (connection or probe lost, Redis restarted).", nil, nil), false,
-		func(s PubSubStats) float64 { return float64(s.Resubscribes) }},
-	{prometheus.NewDesc("switchboard_pubsub_probe_failures_total", "Probes through Redis pub/sub that did not come back in time.", nil, nil), false,
-		func(s PubSubStats) float64 { return float64(s.ProbeFailures) }},
-	{prometheus.NewDesc("switchboard_pubsub_channels", "Channels this node subscribes to: the namespace, request and response channels and one per room with a local member.", nil, nil), true,
-		func(s PubSubStats) float64 { return float64(s.Channels) }},
-	{prometheus.NewDesc("switchboard_pubsub_healthy", "1 while every pub/sub connection is subscribed and answers its probes, else 0 (the node is then not ready).", nil, nil), true,
-		func(s PubSubStats) float64 {
-			if s.Healthy {
-				return 1
-			}
-			return 0
-		}},
+// series is one metric of a snapshot: its description, kind and value.
+type series[T any] struct {
+	desc *prometheus.Desc
+	kind prometheus.ValueType
+	pick func(T) float64
 }
 
-func (c *pubSubCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, s := range pubSubSeries {
+func counter[T any](name, help string, pick func(T) float64) series[T] {
+	return series[T]{desc: prometheus.NewDesc(name, help, nil, nil), kind: prometheus.CounterValue, pick: pick}
+}
+
+func gauge[T any](name, help string, pick func(T) float64) series[T] {
+	return series[T]{desc: prometheus.NewDesc(name, help, nil, nil), kind: prometheus.GaugeValue, pick: pick}
+}
+
+func (c *snapshot[T]) Describe(ch chan<- *prometheus.Desc) {
+	for _, s := range c.series {
 		ch <- s.desc
 	}
 }
 
-func (c *pubSubCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *snapshot[T]) Collect(ch chan<- prometheus.Metric) {
 	st := c.stats()
-	for _, s := range pubSubSeries {
-		kind := prometheus.CounterValue
-		if s.gauge {
-			kind = prometheus.GaugeValue
-		}
-		ch <- prometheus.MustNewConstMetric(s.desc, kind, s.pick(st))
+	for _, s := range c.series {
+		ch <- prometheus.MustNewConstMetric(s.desc, s.kind, s.pick(st))
 	}
 }
 
