@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"strconv"
 	"strings"
@@ -214,67 +215,102 @@ func scalarString(v any) string {
 // normalize converts an event argument into the generic shapes that both
 // msgpack (for the wire) and the socket.io JSON encoder handle the same way
 // as Node would: binary stays binary ([]byte), text readers become strings,
-// anything else that is not a plain JSON shape goes through encoding/json so
-// that remote nodes see exactly what a local client would have seen.
+// nil lists and maps become empty ones, anything else that is not a plain
+// JSON shape goes through encoding/json so that remote nodes see exactly
+// what a local client would have seen.
+//
+// Nothing is copied that needs no change: a list or map whose elements are
+// all plain comes back as it is (the gateway's emits are, and a broadcast
+// reads them only while it runs), one with a changed element comes back as
+// a new list or map, and the input is never modified.
 //
 // consumed reports whether a one-shot io.Reader was read; the caller must
 // then use the normalized value for local delivery too.
 func normalize(v any, depth int) (out any, consumed bool, err error) {
+	out, _, consumed, err = normalizeValue(v, depth)
+	return out, consumed, err
+}
+
+// normalizeValue is normalize that also reports whether out differs from v.
+func normalizeValue(v any, depth int) (out any, changed, consumed bool, err error) {
 	if depth > maxDecodeDepth {
-		return nil, false, errors.New("payload nested too deeply")
+		return nil, false, false, errors.New("payload nested too deeply")
 	}
 	switch x := v.(type) {
 	case nil, bool, string, []byte,
 		int, int8, int16, int32, int64,
 		uint, uint8, uint16, uint32, uint64,
 		float32, float64:
-		return x, false, nil
+		return x, false, false, nil
 	case *types.StringBuffer:
-		return x.String(), false, nil
+		return x.String(), true, false, nil
 	case *types.BytesBuffer:
 		// Bytes does not consume the buffer: local delivery can still read it.
-		return bytes.Clone(x.Bytes()), false, nil
+		return bytes.Clone(x.Bytes()), true, false, nil
 	case *strings.Reader:
 		b, err := io.ReadAll(x)
-		return string(b), true, err
+		return string(b), true, true, err
 	case io.Reader:
 		b, err := io.ReadAll(x)
 		if c, ok := x.(io.Closer); ok {
 			_ = c.Close()
 		}
-		return b, true, err
+		return b, true, true, err
 	case []any:
-		s := make([]any, len(x))
+		if x == nil {
+			return []any{}, true, false, nil
+		}
+		var s []any // a copy, made at the first changed element
 		for i, e := range x {
-			n, c, err := normalize(e, depth+1)
+			n, ch, c, err := normalizeValue(e, depth+1)
 			if err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			}
 			consumed = consumed || c
-			s[i] = n
+			if ch && s == nil {
+				s = make([]any, len(x))
+				copy(s, x[:i])
+			}
+			if s != nil {
+				s[i] = n
+			}
 		}
-		return s, consumed, nil
+		if s == nil {
+			return x, false, consumed, nil
+		}
+		return s, true, consumed, nil
 	case map[string]any:
-		m := make(map[string]any, len(x))
+		if x == nil {
+			return map[string]any{}, true, false, nil
+		}
+		var m map[string]any // a copy, made at the first changed element
 		for k, e := range x {
-			n, c, err := normalize(e, depth+1)
+			n, ch, c, err := normalizeValue(e, depth+1)
 			if err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			}
 			consumed = consumed || c
-			m[k] = n
+			if ch && m == nil {
+				m = maps.Clone(x)
+			}
+			if m != nil {
+				m[k] = n
+			}
 		}
-		return m, consumed, nil
+		if m == nil {
+			return x, false, consumed, nil
+		}
+		return m, true, consumed, nil
 	default:
 		raw, err := json.Marshal(x)
 		if err != nil {
-			return nil, false, fmt.Errorf("encode %T as JSON: %w", x, err)
+			return nil, false, false, fmt.Errorf("encode %T as JSON: %w", x, err)
 		}
 		var generic any
 		if err := json.Unmarshal(raw, &generic); err != nil {
-			return nil, false, fmt.Errorf("decode JSON of %T: %w", x, err)
+			return nil, false, false, fmt.Errorf("decode JSON of %T: %w", x, err)
 		}
-		return generic, false, nil
+		return generic, true, false, nil
 	}
 }
 

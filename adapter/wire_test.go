@@ -129,6 +129,44 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
+// TestNormalizeCopiesOnlyWhatChanges: plain lists and maps come back as
+// they are; one with a changed element, however deep, comes back as a copy
+// on the path to it, and the input keeps its values.
+func TestNormalizeCopiesOnlyWhatChanges(t *testing.T) {
+	plain := []any{"ev", map[string]any{"call": map[string]any{"id": "c1", "n": 2, "tags": []any{"a", true, nil}}}}
+	out, consumed, err := normalizeArgs(plain)
+	if err != nil || consumed {
+		t.Fatalf("err %v consumed %v", err, consumed)
+	}
+	if reflect.ValueOf(out).Pointer() != reflect.ValueOf(plain).Pointer() {
+		t.Error("a plain list was copied")
+	}
+	if reflect.ValueOf(out[1]).Pointer() != reflect.ValueOf(plain[1]).Pointer() {
+		t.Error("a plain map was copied")
+	}
+
+	inner := map[string]any{"id": "c1", "name": types.NewStringBufferString("x")}
+	sibling := map[string]any{"k": "v"}
+	in := []any{"ev", map[string]any{"call": inner, "other": sibling}, []any(nil), map[string]any(nil)}
+	out, _, err = normalizeArgs(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []any{"ev", map[string]any{"call": map[string]any{"id": "c1", "name": "x"}, "other": map[string]any{"k": "v"}}, []any{}, map[string]any{}}
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("got %#v", out)
+	}
+	if _, ok := inner["name"].(*types.StringBuffer); !ok || in[2].([]any) != nil || in[3].(map[string]any) != nil {
+		t.Errorf("the input changed: %#v", in)
+	}
+	if reflect.ValueOf(out[1].(map[string]any)["other"]).Pointer() != reflect.ValueOf(sibling).Pointer() {
+		t.Error("an unchanged map beside a changed one was copied")
+	}
+	if reflect.ValueOf(out).Pointer() == reflect.ValueOf(in).Pointer() {
+		t.Error("a list with a changed element was not copied")
+	}
+}
+
 func TestLooksLikeSocketID(t *testing.T) {
 	for s, want := range map[string]bool{
 		"3xHaiENSljaeIwAAAAAAAAAB": true,  // Go server
