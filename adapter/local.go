@@ -125,9 +125,9 @@ func (l *Local) encode(packet *parser.Packet, opts *socket.BroadcastOptions) ([]
 	}
 	if len(encoded) == 1 {
 		if p, ok := encoded[0].(*types.StringBuffer); ok {
-			frame := types.NewStringBufferString("4")
-			_, _ = frame.Write(p.Bytes())
-			wopts.WsPreEncodedFrame = frame
+			frame := make([]byte, 1, 1+p.Len())
+			frame[0] = '4'
+			wopts.WsPreEncodedFrame = types.NewStringBuffer(append(frame, p.Bytes()...))
 		}
 	}
 	return encoded, wopts

@@ -497,15 +497,29 @@ func toRooms(names []string) []socket.Room {
 	return out
 }
 
+// msgpackScratch holds the buffers messages are encoded in before they are
+// copied out at their final size: a message grown from nothing took four
+// or five allocations.
+var msgpackScratch = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxMsgpackScratch is the largest buffer kept for reuse.
+const maxMsgpackScratch = 64 << 10
+
 // encodeMsgpack encodes v compactly, as notepack.io would.
 func encodeMsgpack(v any) ([]byte, error) {
-	var buf bytes.Buffer
+	buf := msgpackScratch.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxMsgpackScratch {
+			msgpackScratch.Put(buf)
+		}
+	}()
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
-	enc.Reset(&buf)
+	enc.Reset(buf)
 	enc.UseCompactInts(true)
 	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("encode msgpack: %w", err)
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(buf.Bytes()), nil
 }
