@@ -2,11 +2,12 @@ package loadtest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // callState is one instant call of the call scenario and the deliveries it

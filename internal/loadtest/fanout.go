@@ -2,12 +2,13 @@ package loadtest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // fanout measures one broadcast reaching many sockets: user 0 creates a

@@ -2,10 +2,11 @@ package loadtest
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+
+	json "github.com/goccy/go-json"
 )
 
 // Engine.IO v4 packet types (the first byte of every websocket text frame).

@@ -2,10 +2,11 @@ package loadtest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // churnState is one connect → heartbeat → disconnect cycle of a fresh user,
