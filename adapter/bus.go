@@ -102,6 +102,7 @@ type bus struct {
 	shards   map[string]*shard
 	where    map[string]*shard
 	seq      uint64
+	barrier  uint64 // seq of the last apply that sent a barrier
 	probeSeq uint64
 	waiters  []waiter
 	retrying bool
@@ -402,15 +403,42 @@ func (bs *bus) apply() error {
 			bs.where[ch] = sh
 		}
 	}
-	barrier := "b:" + strconv.FormatUint(bs.seq, 10)
-	for _, sh := range bs.shards {
-		if err := sh.ps.Ping(ctx, barrier); err != nil {
-			errs = append(errs, fmt.Errorf("ping %q: %w", sh.key, err))
-			bs.failShard(sh)
+	if bs.needsBarrier(full) {
+		bs.barrier = bs.seq
+		barrier := "b:" + strconv.FormatUint(bs.seq, 10)
+		for _, sh := range bs.shards {
+			if err := sh.ps.Ping(ctx, barrier); err != nil {
+				errs = append(errs, fmt.Errorf("ping %q: %w", sh.key, err))
+				bs.failShard(sh)
+			}
 		}
 	}
 	bs.releaseWaiters()
 	return errors.Join(errs...)
+}
+
+// needsBarrier tells whether the apply numbered bs.seq must end with a
+// barrier PING on every connection: when a flush waits for it (registered
+// since the last barrier), when a connection has not answered a barrier
+// yet (its first probe follows its first barrier), and after a failure
+// (full). Otherwise nobody waits for it, and a later barrier covers its
+// commands too: Redis answers a connection's commands in order. Most
+// applies that only unsubscribe (the end of a call) send none.
+func (bs *bus) needsBarrier(full bool) bool {
+	if full {
+		return true
+	}
+	for _, w := range bs.waiters {
+		if w.target > bs.barrier {
+			return true
+		}
+	}
+	for _, sh := range bs.shards {
+		if sh.pongSeq == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // shardFor tells which connection must carry channel ch.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -106,6 +107,55 @@ func TestOwnBroadcastDroppedUndecoded(t *testing.T) {
 	a.onBroadcast("", broadcastPrefix("another-node-uid")+"\xc1 not msgpack")
 	if s := n.b.Stats(); s.Malformed != before.Malformed+1 {
 		t.Errorf("another node's garbage: malformed %d → %d, want decoded and refused", before.Malformed, s.Malformed)
+	}
+}
+
+// TestBarrierOnlyWhenAwaited: a join waits for its subscription (a flush,
+// answered by a barrier PING), while the unsubscriptions of a client that
+// went away are waited for by nobody and send no barrier.
+func TestBarrierOnlyWhenAwaited(t *testing.T) {
+	rs := redistest.Start(t)
+	rc := rs.Client()
+	n := startNode(t, testConfig(rc))
+	pings := func() int64 {
+		t.Helper()
+		info, err := rc.Info(context.Background(), "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "cmdstat_ping:calls="); ok {
+				calls, _, _ := strings.Cut(v, ",")
+				got, err := strconv.ParseInt(calls, 10, 64)
+				if err != nil {
+					t.Fatalf("commandstats line %q: %v", line, err)
+				}
+				return got
+			}
+		}
+		return 0
+	}
+	rooms := []string{"room:a", "room:b", "room:c"}
+	c := connect(t, n, "alice")
+	before := pings()
+	for _, r := range rooms {
+		c.emitAck(t, "join", []string{r})
+	}
+	joined := pings()
+	if joined-before < int64(len(rooms)) {
+		t.Errorf("%d joins waited for their subscriptions with %d barriers, want one each", len(rooms), joined-before)
+	}
+	c.s.Disconnect()
+	waitFor(t, 5*time.Second, "rooms unsubscribed", func() bool {
+		for _, r := range rooms {
+			if numsub(t, rc, "socket.io#/#"+r+"#") != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if after := pings(); after != joined {
+		t.Errorf("unsubscribing after a disconnect sent %d barriers, want none", after-joined)
 	}
 }
 
