@@ -103,6 +103,7 @@ type bus struct {
 	where    map[string]*shard
 	seq      uint64
 	barrier  uint64 // seq of the last apply that sent a barrier
+	lastCmd  uint64 // seq of the last apply that sent a (un)subscribe
 	probeSeq uint64
 	waiters  []waiter
 	retrying bool
@@ -403,6 +404,16 @@ func (bs *bus) apply() error {
 			bs.where[ch] = sh
 		}
 	}
+	if bs.lastCmd <= bs.barrier {
+		// Nothing was sent since the last barrier (a join to a room this
+		// node already follows): whoever waits for this apply waits for
+		// that barrier.
+		for i := range bs.waiters {
+			if bs.waiters[i].target == bs.seq {
+				bs.waiters[i].target = bs.barrier
+			}
+		}
+	}
 	if bs.needsBarrier(full) {
 		bs.barrier = bs.seq
 		barrier := "b:" + strconv.FormatUint(bs.seq, 10)
@@ -422,8 +433,10 @@ func (bs *bus) apply() error {
 // since the last barrier), when a connection has not answered a barrier
 // yet (its first probe follows its first barrier), and after a failure
 // (full). Otherwise nobody waits for it, and a later barrier covers its
-// commands too: Redis answers a connection's commands in order. Most
-// applies that only unsubscribe (the end of a call) send none.
+// commands too: Redis answers a connection's commands in order. Applies
+// that only unsubscribe (the end of a call) send none, nor do flushes that
+// found nothing to send (the callee's devices joining a call room their
+// nodes already follow).
 func (bs *bus) needsBarrier(full bool) bool {
 	if full {
 		return true
@@ -500,6 +513,7 @@ func (bs *bus) probeChannel(ctx context.Context, key string) string {
 // per hash slot with one connection per node (Redis Cluster refuses a
 // multi-slot SSUBSCRIBE), else chunks of 512.
 func (bs *bus) command(ctx context.Context, sh *shard, subscribe bool, chans []string) error {
+	bs.lastCmd = bs.seq
 	var groups [][]string
 	if bs.perNode {
 		bySlot := make(map[uint16][]string)

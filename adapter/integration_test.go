@@ -111,8 +111,9 @@ func TestOwnBroadcastDroppedUndecoded(t *testing.T) {
 }
 
 // TestBarrierOnlyWhenAwaited: a join waits for its subscription (a flush,
-// answered by a barrier PING), while the unsubscriptions of a client that
-// went away are waited for by nobody and send no barrier.
+// answered by a barrier PING); a join to a room the node already follows
+// has nothing to wait for, and the unsubscriptions of clients that went
+// away are waited for by nobody: neither sends a barrier.
 func TestBarrierOnlyWhenAwaited(t *testing.T) {
 	rs := redistest.Start(t)
 	rc := rs.Client()
@@ -145,7 +146,15 @@ func TestBarrierOnlyWhenAwaited(t *testing.T) {
 	if joined-before < int64(len(rooms)) {
 		t.Errorf("%d joins waited for their subscriptions with %d barriers, want one each", len(rooms), joined-before)
 	}
+	// A second member of a followed room: its join finds nothing to
+	// subscribe, and the barrier already answered covers it.
+	bob := connect(t, n, "bob")
+	bob.emitAck(t, "join", []string{"room:a"})
+	if got := pings(); got != joined {
+		t.Errorf("joining a followed room sent %d barriers, want none", got-joined)
+	}
 	c.s.Disconnect()
+	bob.s.Disconnect()
 	waitFor(t, 5*time.Second, "rooms unsubscribed", func() bool {
 		for _, r := range rooms {
 			if numsub(t, rc, "socket.io#/#"+r+"#") != 0 {
