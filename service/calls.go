@@ -124,21 +124,12 @@ func (s *Service) Notify(ctx context.Context, a Actor, r NotifyRequest) (int, er
 	now := s.now()
 	deadline := now.Add(s.cfg.RingTimeout)
 
-	pres, err := s.store.Presence().Query(ctx, recipients, now)
-	if err != nil {
-		return 0, wrap(err, "presence")
-	}
-	online := make([]string, 0, len(pres))
-	for _, p := range pres {
-		if p.Status != state.Offline {
-			online = append(online, p.UserID)
-		}
-	}
-	// The ring-timeout job goes to the store with the ring, in the same
-	// round trip; it is scheduled even when the ring rings nobody or is
-	// refused (a job that finds nobody ringing does nothing).
+	// The store rings the recipients its presence has online, and takes
+	// the ring-timeout job with the ring, in the same round trip; the job
+	// is scheduled even when the ring rings nobody or is refused (a job
+	// that finds nobody ringing does nothing).
 	timeout := state.Job{ID: "ring:" + r.CallID + ":" + ts(deadline), Kind: JobRingTimeout, Subject: r.CallID, Due: state.At(deadline)}
-	res, err := s.store.Meetings().Ring(ctx, r.CallID, a.UserID, recipients, online, deadline, timeout, now)
+	res, err := s.store.Meetings().Ring(ctx, r.CallID, a.UserID, recipients, deadline, timeout, now)
 	if err != nil {
 		if errors.Is(err, state.ErrInvalid) {
 			return 0, s.notParticipants(ctx, r.CallID, a.UserID, recipients)

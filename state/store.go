@@ -166,10 +166,12 @@ type Meetings interface {
 	// Ring marks the online recipients of call id as ringing until
 	// ringDeadline. The actor must be a participant; every recipient must be
 	// a participant other than the actor (else ErrInvalid, nothing changes).
-	// Only recipients that are in online and whose status is invited,
-	// ringing or missed ring; the others are skipped (offline ones stay
-	// invited). Returns the call and the users now ringing. Not a call:
-	// ErrNotFound.
+	// Only recipients that are online at now, by the store's own presence
+	// (not offline in Presence.Query), and whose status is invited, ringing
+	// or missed ring; the others are skipped (offline ones stay invited).
+	// Returns the call and the users now ringing. Not a call: ErrNotFound.
+	// The presence is read in the ring's round trip where the store can (on
+	// one Redis; a Redis Cluster reads it in one round trip before).
 	//
 	// timeout is the ring-timeout job (due at ringDeadline, normally). Ring
 	// schedules it as Jobs.Schedule would, in the same round trip as the
@@ -186,7 +188,7 @@ type Meetings interface {
 	// Ring returns the ring's result with the job's error in
 	// RingResult.TimeoutErr; the ring is not undone. A timeout with an empty
 	// ID schedules nothing.
-	Ring(ctx context.Context, id, actor string, recipients, online []string, ringDeadline time.Time, timeout Job, now time.Time) (*RingResult, error)
+	Ring(ctx context.Context, id, actor string, recipients []string, ringDeadline time.Time, timeout Job, now time.Time) (*RingResult, error)
 
 	// Accept: a ringing or invited participant of a call accepts (else
 	// ErrConflict); status accepted, conn joins the room (as Join, its

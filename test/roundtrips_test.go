@@ -272,14 +272,14 @@ func TestRoundTripsPerClientEvent(t *testing.T) {
 	// Instant call: create, notify, accept, decline, leave.
 	// The call, its index entries and the caller's busy mark: one pipeline.
 	call := measure(alice, "call:create", "call:create", map[string]any{"participants": []string{"bob", "carol"}}, 1, "").Map("call")["meeting_id"].(string)
-	measure(alice, "call:notify", "call:notify", map[string]any{"call_id": call, "recipients": []string{"bob", "carol"}}, 2, "")
-	// Presence.Query, then Meetings.Ring, which carries the ring-timeout
-	// job: the job's script must ride in the ring's pipeline, not in a
-	// round trip of its own (nor be dropped).
-	if r := rows[len(rows)-1]; r.trips != 2 || r.steps != 2 || len(r.what) != 2 ||
-		!strings.HasPrefix(r.what[1], "pipeline[") || !strings.Contains(r.what[1], "evalsha sb:{"+call+"}:meeting") ||
-		!strings.Contains(r.what[1], "evalsha sb:{jobs}:due") {
-		t.Errorf("call:notify: want the presence query, then the ring and its ring-timeout job in one pipeline; got %d round trips in %d steps: %s",
+	measure(alice, "call:notify", "call:notify", map[string]any{"call_id": call, "recipients": []string{"bob", "carol"}}, 1, "")
+	// Meetings.Ring, which reads the recipients' presence itself and
+	// carries the ring-timeout job: the job's script must ride in the
+	// ring's pipeline, not in a round trip of its own (nor be dropped).
+	if r := rows[len(rows)-1]; r.trips != 1 || r.steps != 1 || len(r.what) != 1 ||
+		!strings.HasPrefix(r.what[0], "pipeline[") || !strings.Contains(r.what[0], "evalsha sb:{"+call+"}:meeting") ||
+		!strings.Contains(r.what[0], "evalsha sb:{jobs}:due") {
+		t.Errorf("call:notify: want the ring, with the recipients' presence, and its ring-timeout job in one pipeline; got %d round trips in %d steps: %s",
 			r.trips, r.steps, strings.Join(r.what, " | "))
 	}
 	got(t, bob, "call:incoming", nil)

@@ -457,7 +457,7 @@ func (x *meetings) InviteLive(ctx context.Context, id, actor string, users []str
 // The timeout job is scheduled under the same lock, before the ring is
 // checked, so it is scheduled whatever the ring's outcome, as the contract
 // (and the Redis store's pipeline) has it; it cannot fail here.
-func (x *meetings) Ring(ctx context.Context, id, actor string, recipients, online []string, ringDeadline time.Time, timeout state.Job, now time.Time) (*state.RingResult, error) {
+func (x *meetings) Ring(ctx context.Context, id, actor string, recipients []string, ringDeadline time.Time, timeout state.Job, now time.Time) (*state.RingResult, error) {
 	s := x.store()
 	if err := s.lock(ctx); err != nil {
 		return nil, err
@@ -482,7 +482,7 @@ func (x *meetings) Ring(ctx context.Context, id, actor string, recipients, onlin
 	var ringing []string
 	for _, u := range recipients {
 		p := m.Participant(u)
-		if slices.Contains(ringing, u) || !slices.Contains(online, u) {
+		if slices.Contains(ringing, u) || s.presenceOf(u, now).Status == state.Offline {
 			continue
 		}
 		if p.Status == state.PartInvited || p.Status == state.PartRinging || p.Status == state.PartMissed {

@@ -265,20 +265,26 @@ func (x *presence) Query(ctx context.Context, users []string, now time.Time) ([]
 	defer s.unlock()
 	out := make([]state.UserPresence, len(users))
 	for i, id := range users {
-		out[i] = state.UserPresence{UserID: id, Status: state.Offline}
-		u := s.users[id]
-		if u == nil {
-			continue
-		}
-		if st, ok := s.derive(u, now); ok {
-			out[i].Status = st
-		} else if u.pending && u.status != state.Offline {
-			out[i].Status = u.status
-		} else if u.lastSeen != nil && s.live(u.lastSeenUntil) {
-			out[i].LastSeen = cloneTime(u.lastSeen)
-		}
+		out[i] = s.presenceOf(id, now)
 	}
 	return out, nil
+}
+
+// presenceOf is what Query reports for user id at now. Locked.
+func (s *Store) presenceOf(id string, now time.Time) state.UserPresence {
+	up := state.UserPresence{UserID: id, Status: state.Offline}
+	u := s.users[id]
+	if u == nil {
+		return up
+	}
+	if st, ok := s.derive(u, now); ok {
+		up.Status = st
+	} else if u.pending && u.status != state.Offline {
+		up.Status = u.status
+	} else if u.lastSeen != nil && s.live(u.lastSeenUntil) {
+		up.LastSeen = cloneTime(u.lastSeen)
+	}
+	return up
 }
 
 // NodeConns implements state.Presence, in connection id order.

@@ -187,9 +187,10 @@ func BenchmarkRing(b *testing.B) {
 	ctx := context.Background()
 	members := []string{"b", "c", "d", "e", "f", "g", "h", "i", "j", "k"}
 	must(b, created(st.Meetings().Create(ctx, call("call_a", at(0), members...), 0, at(0))))
+	online(b, st, members...)
 	rm.start()
 	for b.Loop() {
-		r, err := st.Meetings().Ring(ctx, "call_a", "alice", members, members, at(time.Minute), ringTimeout("call_a", at(time.Minute)), at(0))
+		r, err := st.Meetings().Ring(ctx, "call_a", "alice", members, at(time.Minute), ringTimeout("call_a", at(time.Minute)), at(0))
 		must(b, err)
 		must(b, r.TimeoutErr)
 		if len(r.Ringing) != len(members) {
@@ -205,13 +206,14 @@ func BenchmarkCallLifecycle(b *testing.B) {
 	st, rm := benchStore(b)
 	ctx := context.Background()
 	mt := st.Meetings()
+	online(b, st, "bob")
 	i := 0
 	rm.start()
 	for b.Loop() {
 		i++
 		id := fmt.Sprintf("call_%d", i)
 		must(b, created(mt.Create(ctx, call(id, at(0), "bob"), 0, at(0))))
-		rr, err := mt.Ring(ctx, id, "alice", []string{"bob"}, []string{"bob"}, at(time.Minute), ringTimeout(id, at(time.Minute)), at(0))
+		rr, err := mt.Ring(ctx, id, "alice", []string{"bob"}, at(time.Minute), ringTimeout(id, at(time.Minute)), at(0))
 		must(b, err)
 		must(b, rr.TimeoutErr)
 		_, err = mt.Accept(ctx, id, "bob", "b1", at(time.Second))

@@ -326,17 +326,33 @@ func (s *meetings) InviteLive(ctx context.Context, id, actor string, users []str
 // scheduleJobs script go in one pipeline: one round trip, two transitions
 // (the call's slot and the {jobs} slot differ, so one script cannot do
 // both on Redis Cluster). The job is therefore written whatever the ring's
-// answer, as the contract allows.
-func (s *meetings) Ring(ctx context.Context, id, actor string, recipients, online []string, ringDeadline time.Time, timeout state.Job, now time.Time) (*state.RingResult, error) {
-	args := make([]any, 0, 4+len(recipients)+len(online))
+// answer, as the contract allows. On one Redis the script reads the
+// recipients' presence itself; on a Cluster, whose slots part the presence
+// hashes from the call, one round trip reads them first.
+func (s *meetings) Ring(ctx context.Context, id, actor string, recipients []string, ringDeadline time.Time, timeout state.Job, now time.Time) (*state.RingResult, error) {
+	keys := []string{s.keys.meeting(id)}
+	args := make([]any, 0, 5+2*len(recipients))
 	args = append(args, stamp(now), actor, stamp(ringDeadline), len(recipients))
 	for _, u := range recipients {
 		args = append(args, u)
 	}
-	for _, u := range online {
-		args = append(args, u)
+	if s.st().cluster() {
+		pres, err := (*presence)(s).Query(ctx, recipients, now)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pres {
+			if p.Status != state.Offline {
+				args = append(args, p.UserID)
+			}
+		}
+	} else {
+		args = append(args, millis(now))
+		for _, u := range recipients {
+			keys = append(keys, s.keys.presence(u))
+		}
 	}
-	ring := scriptCall{sc: s.sc.ringCall, keys: []string{s.keys.meeting(id)}, args: args}
+	ring := scriptCall{sc: s.sc.ringCall, keys: keys, args: args}
 	var r *reply
 	var jobErr error
 	if timeout.ID == "" {

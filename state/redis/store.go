@@ -72,6 +72,13 @@ func New(c goredis.UniversalClient, opts Options) *Store {
 	return &Store{c: c, opts: opts, keys: keys{p: opts.Prefix}, sc: compileScripts()}
 }
 
+// cluster reports whether the store runs on a Redis Cluster, where one
+// script may touch the keys of one slot only.
+func (s *Store) cluster() bool {
+	_, ok := s.c.(*goredis.ClusterClient)
+	return ok
+}
+
 // Meetings implements state.Store.
 func (s *Store) Meetings() state.Meetings { return (*meetings)(s) }
 

@@ -29,10 +29,20 @@ func ringTimeout(deadline time.Time) state.Job {
 	return state.Job{ID: "ring:call_a:" + state.At(deadline).String(), Kind: "ring_timeout", Subject: "call_a", Due: state.At(deadline)}
 }
 
-// ringCall rings call_a until deadline with its ring-timeout job.
+// ringCall rings call_a until deadline with its ring-timeout job, the users
+// of online connected first (Ring reads the store's presence).
 func ringCall(t *testing.T, st state.Store, actor string, recipients, online []string, deadline, now time.Time) (*state.RingResult, error) {
 	t.Helper()
-	return st.Meetings().Ring(ctx(t), "call_a", actor, recipients, online, deadline, ringTimeout(deadline), now)
+	goOnline(t, st, now, online...)
+	return st.Meetings().Ring(ctx(t), "call_a", actor, recipients, deadline, ringTimeout(deadline), now)
+}
+
+// goOnline connects a device of each user at now.
+func goOnline(t *testing.T, st state.Store, now time.Time, users ...string) {
+	t.Helper()
+	for _, u := range users {
+		mustConnect(t, st, conn("on-"+u, u, "on-"+u, "n1"), now)
+	}
 }
 
 // mustRingCall is ringCall that must succeed and schedule its job.
@@ -150,6 +160,34 @@ func testRing(t *testing.T, newStore factory) {
 		status(t, got, "dave", state.PartInvited) // online but not a recipient
 		isNilTime(t, "bob RingDeadline", got.Participant("bob").RingDeadline)
 	})
+	subtest(t, newStore, "reads the store's presence: online, busy and in the offline grace ring; expired, settled and unknown do not", func(t *testing.T, st state.Store) {
+		newCall(t, st, "bob", "carol", "dave", "erin", "frank", "gina")
+		mustConnect(t, st, conn("e1", "erin", "e", "n1"), at(0)) // expired by the ring
+		on := at(presenceTTL)
+		mustConnect(t, st, conn("b1", "bob", "b", "n1"), on)
+		mustConnect(t, st, conn("c1", "carol", "c", "n1"), on)
+		mustSetJoined(t, st, "carol", "c1", "call_other", true, on) // busy
+		mustConnect(t, st, conn("d1", "dave", "d", "n1"), on)
+		mustDisconnect(t, st, "dave", "d1", on.Add(time.Second)) // in the grace
+		mustConnect(t, st, conn("f1", "frank", "f", "n1"), on)
+		mustDisconnect(t, st, "frank", "f1", on.Add(time.Second))
+		mustSettle(t, st, "frank", on.Add(time.Second)) // offline
+		now := on.Add(2 * time.Second)
+		all := []string{"bob", "carol", "dave", "erin", "frank", "gina"}
+		r, err := st.Meetings().Ring(ctx(t), "call_a", "alice", all, now.Add(ring), state.Job{}, now)
+		noErr(t, err, "Ring")
+		eqSet(t, "ringing", r.Ringing, []string{"bob", "carol", "dave"})
+		// The same users Presence.Query reports as not offline.
+		pres, err := st.Presence().Query(ctx(t), all, now)
+		noErr(t, err, "Query")
+		var notOffline []string
+		for _, p := range pres {
+			if p.Status != state.Offline {
+				notOffline = append(notOffline, p.UserID)
+			}
+		}
+		eqSet(t, "not offline in Query", notOffline, r.Ringing)
+	})
 	subtest(t, newStore, "nobody online changes nothing", func(t *testing.T, st state.Store) {
 		newCall(t, st, "bob")
 		before := snapshot(t, st, "call_a")
@@ -265,7 +303,8 @@ func testRing(t *testing.T, newStore factory) {
 	})
 	subtest(t, newStore, "a timeout with an empty ID schedules nothing", func(t *testing.T, st state.Store) {
 		newCall(t, st, "bob")
-		r, err := st.Meetings().Ring(ctx(t), "call_a", "alice", []string{"bob"}, []string{"bob"}, at(ring), state.Job{}, at(0))
+		goOnline(t, st, at(0), "bob")
+		r, err := st.Meetings().Ring(ctx(t), "call_a", "alice", []string{"bob"}, at(ring), state.Job{}, at(0))
 		noErr(t, err, "Ring")
 		noErr(t, r.TimeoutErr, "Ring: ring timeout")
 		eqList(t, "ringing", r.Ringing, []string{"bob"})

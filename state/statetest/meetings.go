@@ -760,7 +760,7 @@ func testVisibility(t *testing.T, newStore factory) {
 			return err
 		}},
 		{"Ring", func(t *testing.T, m state.Meetings, id, actor string) error {
-			_, err := m.Ring(ctx(t), id, actor, []string{"bob"}, []string{"bob"}, at(2*time.Minute), state.Job{}, at(time.Minute))
+			_, err := m.Ring(ctx(t), id, actor, []string{"bob"}, at(2*time.Minute), state.Job{}, at(time.Minute))
 			return err
 		}},
 		{"Accept", func(t *testing.T, m state.Meetings, id, actor string) error {

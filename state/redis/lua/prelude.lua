@@ -303,3 +303,15 @@ local function keep_presence(key, conns, st, now, hold)
   if lsx > deadline then deadline = lsx end
   expire(key, deadline, now)
 end
+
+-- presence_status returns a user's status at now (ms) as Presence.Query
+-- reports it: busy or online while a connection is live; while an offline
+-- transition is pending (pd), the status announced last; else offline.
+local function presence_status(key, now)
+  local st, conns = load_presence(key)
+  local live = derive(conns, now)
+  if live then return live end
+  local pd = redis.call('HGET', key, 'pd')
+  if pd and pd ~= '' and st ~= 'offline' then return st end
+  return 'offline'
+end
