@@ -49,7 +49,9 @@
 //
 //   - A socket that joins a room hears that room's broadcasts only once the
 //     SUBSCRIBE is in effect, a few milliseconds later. Builder.Flush waits
-//     for it (a PING sent after the commands came back).
+//     for it (a PING sent after the commands came back). Only awaited
+//     changes send that barrier: unsubscriptions nobody waits for do not,
+//     and a flush with nothing new to send waits for the last barrier.
 //   - Private rooms (room name == socket id) are not subscribed: this
 //     adapter publishes an emit to one room that looks like a socket id
 //     (20 or 24 base64url characters) on "socket.io#<nsp>#", which every
