@@ -404,10 +404,10 @@ func (bs *bus) apply() error {
 			bs.where[ch] = sh
 		}
 	}
-	if bs.lastCmd <= bs.barrier {
+	if len(errs) == 0 && !bs.full && bs.lastCmd <= bs.barrier {
 		// Nothing was sent since the last barrier (a join to a room this
-		// node already follows): whoever waits for this apply waits for
-		// that barrier.
+		// node already follows), and nothing failed: whoever waits for
+		// this apply waits for that barrier.
 		for i := range bs.waiters {
 			if bs.waiters[i].target == bs.seq {
 				bs.waiters[i].target = bs.barrier
