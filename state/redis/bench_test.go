@@ -265,6 +265,31 @@ func BenchmarkHeartbeat(b *testing.B) {
 	rm.report()
 }
 
+// BenchmarkSetJoinedManyMeetings: a busy mark of a user whose two
+// connections are each in 100 meetings at once (as a load test's few users
+// placing thousands of calls are), toggled on one of them.
+func BenchmarkSetJoinedManyMeetings(b *testing.B) {
+	st, rm := benchStore(b)
+	ctx := context.Background()
+	p := st.Presence()
+	for _, id := range []string{"c1", "c2"} {
+		_, err := p.Connect(ctx, state.Conn{ID: id, UserID: "alice", DeviceID: id, NodeID: "n1"}, time.Hour, 20, at(0))
+		must(b, err)
+		for i := range 100 {
+			_, err := p.SetJoined(ctx, "alice", id, fmt.Sprintf("call_%032d", i), true, at(0))
+			must(b, err)
+		}
+	}
+	joined := false
+	rm.start()
+	for b.Loop() {
+		joined = !joined
+		_, err := p.SetJoined(ctx, "alice", "c1", "call_x", joined, at(time.Second))
+		must(b, err)
+	}
+	rm.report()
+}
+
 // BenchmarkPresenceQuery: the status of 100 users, half of them online.
 func BenchmarkPresenceQuery(b *testing.B) {
 	st, rm := benchStore(b)

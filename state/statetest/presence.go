@@ -178,6 +178,21 @@ func testPresence(t *testing.T, newStore factory) {
 			presenceOf(t, st, "alice", now, s.to)
 		}
 	})
+	subtest(t, newStore, "ids that look like JSON are only ids", func(t *testing.T, st state.Store) {
+		// A store that reads its entries without decoding them must not
+		// take an expiry or a meeting from an id.
+		tricky := `"x":1,"m":{"mtg_z":true}`
+		mustConnect(t, st, conn(tricky, "alice", tricky, tricky), at(0))
+		// A second device: the first is live and in no meeting.
+		r := mustConnect(t, st, conn("c2", "alice", "desktop", "n1"), at(time.Second))
+		unchanged(t, r.Transition)
+		eq(t, "To", r.To, state.Online)
+		changed(t, mustSetJoined(t, st, "alice", tricky, `"m":{"`, true, at(2*time.Second)), "alice", state.Online, state.Busy, at(2*time.Second))
+		changed(t, mustSetJoined(t, st, "alice", tricky, `"m":{"`, false, at(3*time.Second)), "alice", state.Busy, state.Online, at(3*time.Second))
+		r = mustDisconnect(t, st, "alice", "c2", at(4*time.Second))
+		unchanged(t, r.Transition)
+		presenceOf(t, st, "alice", at(5*time.Second), state.Online)
+	})
 	subtest(t, newStore, "Accept, Join and Leave record the meeting in presence", func(t *testing.T, st state.Store) {
 		mustConnect(t, st, conn("b1", "bob", "phone", "n1"), at(0))
 		newCall(t, st, "bob", "carol")

@@ -6,24 +6,25 @@
 local now = tonumber(ARGV[1])
 local id = ARGV[2]
 local st, conns = load_presence(KEYS[1])
-local c = conns[id]
-if not c then
+local c
+if conns[id] then
+  c = cjson.decode(conns[id].raw)
+else
   local max = tonumber(ARGV[7])
   if max > 0 then
     local n = 0
     for _, o in pairs(conns) do
-      if tonumber(o.x) > now then n = n + 1 end
+      if o.x > now then n = n + 1 end
     end
     if n >= max then
       return fail('rate_limited', string.format('at most %d connections per user', max))
     end
   end
   c = {id = id, user = ARGV[3], device = ARGV[4], m = {}}
-  conns[id] = c
 end
 c.device, c.node = ARGV[4], ARGV[5]
 c.x = now + tonumber(ARGV[6])
-redis.call('HSET', KEYS[1], 'c:' .. id, cjson.encode(c))
+conns[id] = save_conn(KEYS[1], id, c)
 local to = derive(conns, now)
 redis.call('HSET', KEYS[1], 'st', to)
 redis.call('HDEL', KEYS[1], 'pd')

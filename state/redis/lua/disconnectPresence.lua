@@ -6,8 +6,8 @@
 local now = tonumber(ARGV[1])
 local id = ARGV[2]
 local st, conns = load_presence(KEYS[1])
-local c = conns[id]
-if not c then return reply({}) end
+if not conns[id] then return reply({}) end
+local c = cjson.decode(conns[id].raw)
 conns[id] = nil
 redis.call('HDEL', KEYS[1], 'c:' .. id)
 local live = derive(conns, now)

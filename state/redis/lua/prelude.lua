@@ -252,8 +252,32 @@ end
 
 ---------------------------------------------------------------- presence
 
+-- conn_summary is what the presence scripts need of a stored connection
+-- entry, read without decoding it: its expiry x (Unix ms) and whether it is
+-- in a meeting (busy: its set m is not empty), found in the compact JSON
+-- cjson writes ("x":<number>, "m":{"<first id>"...). Inside a JSON string
+-- every quote is escaped, so neither pattern can match in an id. raw is the
+-- entry: a script that changes the connection decodes it, so the meeting
+-- set of a connection in many meetings at once costs only the scripts of
+-- that connection, not every presence script of its user.
+local function conn_summary(raw)
+  return {
+    x = tonumber(string.match(raw, '[{,]"x":([-+.%deE]+)')) or 0,
+    busy = string.find(raw, '"m":{"', 1, true) ~= nil,
+    raw = raw,
+  }
+end
+
+-- save_conn stores connection id's decoded entry c in the presence hash key
+-- and returns its summary.
+local function save_conn(key, id, c)
+  local raw = cjson.encode(c)
+  redis.call('HSET', key, 'c:' .. id, raw)
+  return conn_summary(raw)
+end
+
 -- load_presence returns the stored status of a user (offline when none) and
--- their connection entries by id.
+-- the summaries of their connection entries by id (conn_summary).
 local function load_presence(key)
   local all = redis.call('HGETALL', key)
   local st, conns = 'offline', {}
@@ -262,7 +286,7 @@ local function load_presence(key)
     if f == 'st' then
       st = all[i + 1]
     elseif string.sub(f, 1, 2) == 'c:' then
-      conns[string.sub(f, 3)] = cjson.decode(all[i + 1])
+      conns[string.sub(f, 3)] = conn_summary(all[i + 1])
     end
   end
   return st, conns
@@ -273,9 +297,9 @@ end
 local function derive(conns, now)
   local live, busy = false, false
   for _, c in pairs(conns) do
-    if tonumber(c.x) > now then
+    if c.x > now then
       live = true
-      if type(c.m) == 'table' and next(c.m) ~= nil then busy = true end
+      if c.busy then busy = true end
     end
   end
   if busy then return 'busy' end
@@ -291,7 +315,7 @@ end
 local function keep_presence(key, conns, st, now, hold)
   local deadline = 0
   for id, c in pairs(conns) do
-    local x = tonumber(c.x) + hold
+    local x = c.x + hold
     if x <= now then
       redis.call('HDEL', key, 'c:' .. id)
     elseif x > deadline then

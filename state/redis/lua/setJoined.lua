@@ -5,14 +5,14 @@
 -- ARGV[3] meeting id, ARGV[4] "1" joined / "0" left.
 local now = tonumber(ARGV[1])
 local st, conns = load_presence(KEYS[1])
-local c = conns[ARGV[2]]
-if not c then return reply({from = st, to = st}) end
+if not conns[ARGV[2]] then return reply({from = st, to = st}) end
+local c = cjson.decode(conns[ARGV[2]].raw)
 if type(c.m) ~= 'table' then c.m = {} end
 local joined = ARGV[4] == '1'
 local changed = (c.m[ARGV[3]] ~= nil) ~= joined
 if changed then
   if joined then c.m[ARGV[3]] = true else c.m[ARGV[3]] = nil end
-  redis.call('HSET', KEYS[1], 'c:' .. ARGV[2], cjson.encode(c))
+  conns[ARGV[2]] = save_conn(KEYS[1], ARGV[2], c)
 end
 local to = derive(conns, now) or st
 if to ~= st then redis.call('HSET', KEYS[1], 'st', to) end
