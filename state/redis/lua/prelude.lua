@@ -276,20 +276,23 @@ local function save_conn(key, id, c)
   return conn_summary(raw)
 end
 
--- load_presence returns the stored status of a user (offline when none) and
--- the summaries of their connection entries by id (conn_summary).
+-- load_presence returns the stored status of a user (offline when none),
+-- the summaries of their connection entries by id (conn_summary), and
+-- whether an offline transition is pending (pd).
 local function load_presence(key)
   local all = redis.call('HGETALL', key)
-  local st, conns = 'offline', {}
+  local st, conns, pending = 'offline', {}, false
   for i = 1, #all, 2 do
     local f = all[i]
     if f == 'st' then
       st = all[i + 1]
+    elseif f == 'pd' then
+      pending = all[i + 1] ~= ''
     elseif string.sub(f, 1, 2) == 'c:' then
       conns[string.sub(f, 3)] = conn_summary(all[i + 1])
     end
   end
-  return st, conns
+  return st, conns, pending
 end
 
 -- derive returns the status the live connections give (busy when one is in
@@ -332,10 +335,9 @@ end
 -- reports it: busy or online while a connection is live; while an offline
 -- transition is pending (pd), the status announced last; else offline.
 local function presence_status(key, now)
-  local st, conns = load_presence(key)
+  local st, conns, pending = load_presence(key)
   local live = derive(conns, now)
   if live then return live end
-  local pd = redis.call('HGET', key, 'pd')
-  if pd and pd ~= '' and st ~= 'offline' then return st end
+  if pending and st ~= 'offline' then return st end
   return 'offline'
 end
