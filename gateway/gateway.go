@@ -261,17 +261,17 @@ func NewEmitter(io *socket.Server, log zerolog.Logger) service.Emitter {
 	})
 }
 
-// plain turns a payload into JSON-shaped values (maps, slices, strings,
-// numbers, booleans, nil) so every encoder — the local JSON one and the
-// cluster adapter's msgpack — sends the same field names. Values already in
-// that shape (the maps the service builds) are copied without encoding;
-// anything else (structs, typed slices and maps) goes through a JSON round
-// trip, which is what defines the shape. Numbers keep their Go type, which
-// both encoders write as JSON numbers.
 // plainer is a value that makes its own plain form, equal to the JSON
 // round trip (state.Meeting: every call and meeting event carries one).
 type plainer interface{ Plain() any }
 
+// plain turns a payload into JSON-shaped values (maps, slices, strings,
+// numbers, booleans, nil) so every encoder — the local JSON one and the
+// cluster adapter's msgpack — sends the same field names. Values already in
+// that shape (the maps the service builds) are copied without encoding;
+// a plainer makes its own; anything else (structs, typed slices and maps)
+// goes through a JSON round trip, which is what defines the shape. Numbers
+// keep their Go type, which both encoders write as JSON numbers.
 func plain(v any) (any, error) {
 	switch t := v.(type) {
 	case nil, string, bool, int, int64, int32, uint, uint64, uint32:
