@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // outbox writes the broadcast frames that SendPreEncoded defers. A
@@ -16,15 +17,21 @@ import (
 // a connection gets broadcasts faster than one write takes (every member
 // while an organisation's calls make people busy and free again), the
 // frames that arrive for it while the writer is busy with other
-// connections go out together. Nothing waits on a timer: an idle lane
-// writes a transport as soon as its writer runs, so a lone event is not
-// delayed by more than a goroutine hand-off, and the busier the node the
-// more each write carries.
+// connections go out together. With no delay (Builder.BroadcastDelay), an
+// idle lane writes a transport as soon as its writer runs, so a lone event
+// is not delayed by more than a goroutine hand-off, and the busier the node
+// the more each write carries. With a delay, the lane's writer runs that
+// long after the first frame it is given, and again that long after each
+// round that leaves frames behind, so that a connection's broadcasts of
+// that time share a write; a frame written at once to the connection (see
+// Transport.send) takes its waiting frames with it, so a call's own events
+// are never held back by the broadcasts before them.
 //
-// A transport always uses the same lane, and only that lane's writer
-// writes its pending frames, so they keep their order. There are as many
-// lanes as the runtime has processors, so the writes of a large fan-out
-// proceed in parallel with the goroutine that fans out.
+// A transport always uses the same lane, and only that lane's writer, or a
+// write made under the transport's lock, writes its pending frames, so they
+// keep their order. There are as many lanes as the runtime has processors,
+// so the writes of a large fan-out proceed in parallel with the goroutine
+// that fans out.
 type outbox struct {
 	lanes []lane
 	next  atomic.Uint32 // round-robin lane for new transports
@@ -32,11 +39,12 @@ type outbox struct {
 
 // lane is a queue of transports with pending frames and the writer that
 // drains it: a goroutine started when the queue gets its first transport
-// and gone once it is empty.
+// (at once, or after the delay) and gone once it is empty.
 type lane struct {
 	mu      sync.Mutex
 	ready   []*Transport
-	running bool // a writer goroutine drains ready
+	spare   []*Transport // the other of the two slices run swaps
+	running bool         // a writer goroutine drains ready, or is about to
 	stats   *counters
 }
 
@@ -55,29 +63,39 @@ func (o *outbox) lane() *lane {
 }
 
 // add queues t, which has just got its first pending frame, and starts the
-// lane's writer if it is not running.
-func (l *lane) add(t *Transport) {
+// lane's writer, delay from now, if it is not running.
+func (l *lane) add(t *Transport, delay time.Duration) {
 	l.mu.Lock()
 	l.ready = append(l.ready, t)
 	start := !l.running
 	l.running = true
 	l.mu.Unlock()
 	if start {
-		go l.run()
+		l.start(delay)
 	}
 }
 
+// start runs the lane's writer delay from now (at once when it is zero).
+func (l *lane) start(delay time.Duration) {
+	if delay <= 0 {
+		go l.run(0)
+		return
+	}
+	time.AfterFunc(delay, func() { l.run(delay) })
+}
+
 // run is the lane's writer: it writes the pending frames of every queued
-// transport, the ones queued meanwhile too, and ends when none is left. The
-// two slices are swapped each round so that a steady stream allocates
-// nothing.
-func (l *lane) run() {
-	var batch []*Transport
+// transport, and of the ones queued meanwhile: at once with no delay, else
+// by a writer started delay later; it ends when none is left. The two
+// slices are swapped each round so that a steady stream allocates nothing.
+func (l *lane) run(delay time.Duration) {
 	for {
 		l.mu.Lock()
-		batch, l.ready = l.ready, batch[:0]
+		batch := l.ready
+		l.ready, l.spare = l.spare[:0], nil
 		if len(batch) == 0 {
 			l.running = false
+			l.spare = batch
 			l.mu.Unlock()
 			return
 		}
@@ -86,5 +104,13 @@ func (l *lane) run() {
 			t.writePending()
 			batch[i] = nil
 		}
+		l.mu.Lock()
+		l.spare = batch[:0]
+		if delay > 0 && len(l.ready) > 0 {
+			l.mu.Unlock()
+			l.start(delay)
+			return
+		}
+		l.mu.Unlock()
 	}
 }

@@ -36,8 +36,9 @@
 //   - SendPreEncoded sends a broadcast's shared frame without the engine
 //     socket's per-packet work (packet objects, events, its write buffer);
 //     the adapter in package adapter uses it for local fan-out. The frame
-//     waits in the Builder's outbox, with what is sent to the connection
-//     after it, until an outbox writer writes them together.
+//     waits in the Builder's outbox until an outbox writer writes it with
+//     the connection's other waiting frames, or a frame written at once
+//     takes them all along, in order.
 //   - The transport writes every frame itself, the replies to the peer's
 //     WebSocket pings and close frames too, and reads and parses the
 //     client's frames itself (frameReader): gorilla's connection, which
@@ -118,6 +119,16 @@ type Builder struct {
 	// sets DefaultMaxQueue.
 	MaxQueue int
 
+	// BroadcastDelay holds the frames of large fan-outs (SendPreEncoded
+	// with later) up to this long before the outbox writes them, so that
+	// the broadcasts a connection gets in that time go out in one write:
+	// fewer system calls for the node and fewer wake-ups for the client,
+	// for at most this much latency on those broadcasts. A frame the
+	// transport writes at once (Send, or SendPreEncoded without later)
+	// takes the waiting frames with it, in order. Zero (NewBuilder's
+	// default): a lane's writer runs as soon as the scheduler lets it.
+	BroadcastDelay time.Duration
+
 	// MaxMessage is the largest message payload a client may send, its
 	// fragments together; a larger one closes the connection (close code
 	// 1009, then a transport error). Zero means no limit. NewBuilder sets
@@ -142,9 +153,10 @@ type Stats struct {
 	Direct uint64
 	// SlowClients is the number of connections cut off by MaxQueue.
 	SlowClients uint64
-	// OutboxWrites is the number of writes the outbox's writers made for
-	// the Direct frames (see SendPreEncoded): Direct / OutboxWrites is how
-	// many broadcast frames one system call carried on average.
+	// OutboxWrites is the number of writes that carried the frames
+	// SendPreEncoded left to the outbox: its writers' writes, and the
+	// writes made at once that took them along. Direct / OutboxWrites is
+	// about how many broadcast frames one system call carried.
 	OutboxWrites uint64
 }
 
@@ -207,7 +219,7 @@ func (*Builder) UpgradesTo() []string { return nil }
 // to an engine socket. The reader starts once the engine grants
 // ctx.TransportReadPermission.
 func (b *Builder) New(ctx *types.HttpContext) transports.Transport {
-	t := &Transport{Transport: transports.MakeTransport(), cache: b.cache, stats: &b.stats, poll: b.poll, readers: b.readers, pingDelay: b.PingDelay, maxQueue: b.MaxQueue}
+	t := &Transport{Transport: transports.MakeTransport(), cache: b.cache, stats: &b.stats, poll: b.poll, readers: b.readers, pingDelay: b.PingDelay, maxQueue: b.MaxQueue, laneDelay: b.BroadcastDelay}
 	t.frames.limit = b.MaxMessage
 	if b.out != nil {
 		t.lane = b.out.lane()
@@ -257,7 +269,8 @@ type Transport struct {
 	// transport every packet it ever buffered (see SendPreEncoded).
 	engaged atomic.Bool
 
-	lane *lane // the outbox lane that writes queue when scheduled; nil: nothing is deferred
+	lane      *lane         // the outbox lane that writes queue when scheduled; nil: nothing is deferred
+	laneDelay time.Duration // Builder.BroadcastDelay
 
 	events emitter // the listeners on the transport (see Emit)
 
@@ -267,8 +280,9 @@ type Transport struct {
 	writing bool    // a flusher goroutine is running
 	closed  bool    // no more writes: the transport is closing
 	// scheduled: t waits in its outbox lane, whose writer writes queue
-	// (SendPreEncoded with later, and what was sent after it). Never true
-	// while writing is.
+	// (SendPreEncoded with later), unless a write made at once took the
+	// queue along first, or a flusher took over (writing): the flusher then
+	// owns the queue, and the lane's writer leaves it alone.
 	scheduled bool
 }
 
@@ -655,14 +669,13 @@ func (t *Transport) Send(packets []*packet.Packet) {
 // it: the engine hands its packets to Send before its send returns.
 //
 // With later, the frame is not written by the caller but by the Builder's
-// outbox, soon after, together with whatever else reaches the connection
-// before its writer gets to it (see outbox); what is sent after it, through
-// Send too, waits behind it. A large fan-out thus costs the broadcasting
-// goroutine no system call, its writes run beside it on the other cores,
-// and a connection that gets many broadcasts gets them in few writes.
-// Without later, the frame is written at once as Send would, unless frames
-// are already waiting in the outbox for this connection: it then waits
-// behind them.
+// outbox, soon after (or Builder.BroadcastDelay after), together with
+// whatever else reaches the connection before its writer gets to it (see
+// outbox). A large fan-out thus costs the broadcasting goroutine no system
+// call, its writes run beside it on the other cores, and a connection that
+// gets many broadcasts gets them in few writes. Without later, the frame is
+// written at once as Send would, and the frames waiting in the outbox for
+// this connection go first in the same write.
 func (t *Transport) SendPreEncoded(frame types.BufferInterface, later bool) bool {
 	if !t.engaged.Load() {
 		return false
@@ -694,8 +707,10 @@ func (t *Transport) write(bufs net.Buffers, drain bool) { t.send(bufs, drain, fa
 
 // send is write, and with later, leaves bufs queued for the outbox instead
 // of writing them now (when the transport has a lane and the connection
-// is TCP and not behind a flusher). Frames that come while the outbox has
-// some of this connection's wait behind them, whatever later says.
+// is TCP and not behind a flusher). A write made now takes the frames
+// waiting for the outbox with it, in front (the lane's writer then finds
+// nothing left): what is sent at once is not held back by broadcasts the
+// outbox has not written yet, and they still reach the wire first.
 func (t *Transport) send(bufs net.Buffers, drain, later bool) {
 	t.mu.Lock()
 	if t.closed {
@@ -703,9 +718,18 @@ func (t *Transport) send(bufs net.Buffers, drain, later bool) {
 		t.SetWritable(false)
 		return
 	}
+	drains := 0
+	if drain {
+		drains = 1
+	}
 	ready := !t.writing && t.raw != nil
-	outbox := ready && t.lane != nil && (t.scheduled || later)
+	outbox := ready && t.lane != nil && later
 	if ready && !outbox {
+		if len(t.queue) > 0 {
+			// Only the outbox's frames can be queued while no flusher runs.
+			bufs, drains = t.takeQueue(bufs, drains)
+			t.stats.outboxWrites.Add(1)
+		}
 		rest, err := t.writeNow(bufs)
 		switch {
 		case err != nil:
@@ -715,17 +739,14 @@ func (t *Transport) send(bufs net.Buffers, drain, later bool) {
 			return
 		case len(rest) == 0:
 			t.mu.Unlock()
-			if drain {
+			for range drains {
 				t.emitDrain()
 			}
 			return
 		}
 		bufs = rest
 	}
-	b := batch{bufs: bufs, size: sizeOf(bufs)}
-	if drain {
-		b.drains = 1
-	}
+	b := batch{bufs: bufs, size: sizeOf(bufs), drains: drains}
 	if t.maxQueue > 0 && t.queued+b.size > t.maxQueue {
 		t.stats.slow.Add(1)
 		t.abort(ErrSlowClient)
@@ -750,7 +771,7 @@ func (t *Transport) enqueue(b batch, toLane bool) {
 	switch {
 	case !start:
 	case toLane:
-		t.lane.add(t)
+		t.lane.add(t, t.laneDelay)
 	default:
 		t.stats.flushers.Add(1)
 		go t.flush()
@@ -763,21 +784,11 @@ func (t *Transport) enqueue(b batch, toLane bool) {
 func (t *Transport) writePending() {
 	t.mu.Lock()
 	t.scheduled = false
-	if t.closed || len(t.queue) == 0 {
+	if t.closed || t.writing || len(t.queue) == 0 {
 		t.mu.Unlock()
 		return
 	}
-	bufs, drains := t.queue[0].bufs, 0
-	if len(t.queue) > 1 {
-		bufs = nil
-		for _, b := range t.queue {
-			bufs = append(bufs, b.bufs...)
-		}
-	}
-	for _, b := range t.queue {
-		drains += b.drains
-	}
-	t.queue, t.queued = nil, 0
+	bufs, drains := t.takeQueue(nil, 0)
 	t.stats.outboxWrites.Add(1)
 	rest, err := t.writeNow(bufs)
 	switch {
@@ -792,6 +803,24 @@ func (t *Transport) writePending() {
 	for range drains {
 		t.emitDrain()
 	}
+}
+
+// takeQueue empties the queue and returns its frames followed by bufs, and
+// its drains added to drains. The caller holds t.mu.
+func (t *Transport) takeQueue(bufs net.Buffers, drains int) (net.Buffers, int) {
+	all := t.queue[0].bufs
+	if len(t.queue) > 1 || len(bufs) > 0 {
+		all = make(net.Buffers, 0, len(bufs)+len(t.queue))
+		for _, b := range t.queue {
+			all = append(all, b.bufs...)
+		}
+		all = append(all, bufs...)
+	}
+	for _, b := range t.queue {
+		drains += b.drains
+	}
+	t.queue, t.queued = nil, 0
+	return all, drains
 }
 
 // abort stops the write queue and reports err from another goroutine (the

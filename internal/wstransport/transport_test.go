@@ -792,41 +792,49 @@ func TestLetsGoOfTheUpgradeConnection(t *testing.T) {
 	}
 }
 
-// Broadcast frames that reach a connection while its outbox lane is busy
-// are written together, by one system call, in the order sent, and a
-// packet the engine sends after them waits behind them: nothing reaches
-// the client before the lane's writer runs.
-func TestOutboxCoalescesInOrder(t *testing.T) {
-	s := startServer(t, ours(), nil)
-	c := dialRaw(t, s.url, "EIO=4")
-	sock := s.waitSocket(c.sid)
-	tr := sock.Conn().Transport().(*Transport)
-
-	// Hold the lane as a busy writer would: frames wait in it.
+// holdLane makes tr's outbox lane look busy, as when its writer is writing
+// other connections: frames given to it wait until the test runs it.
+func holdLane(tr *Transport) {
 	tr.lane.mu.Lock()
 	tr.lane.running = true
 	tr.lane.mu.Unlock()
-	before := s.builder.Stats()
-	const n = 20
-	want := 0 // bytes on the wire: each frame's payload and its 2-byte header
+}
+
+// sendLater gives n broadcast frames 42["b",i] to tr's outbox and returns
+// their bytes on the wire (each payload and its 2-byte header).
+func sendLater(t *testing.T, tr *Transport, n int) int {
+	t.Helper()
+	size := 0
 	for i := range n {
 		msg := fmt.Sprintf(`42["b",%d]`, i)
-		want += len(msg) + 2
+		size += len(msg) + 2
 		if !tr.SendPreEncoded(types.NewStringBufferString(msg), true) {
 			t.Fatalf("frame %d refused", i)
 		}
 	}
-	_ = sock.Emit("after", 1)
-	want += len(`42["after",1]`) + 2
+	return size
+}
+
+// Broadcast frames that reach a connection while its outbox lane is busy
+// wait for the lane's writer, which writes them together, by one system
+// call, in the order sent.
+func TestOutboxCoalescesInOrder(t *testing.T) {
+	s := startServer(t, ours(), nil)
+	c := dialRaw(t, s.url, "EIO=4")
+	tr := s.waitSocket(c.sid).Conn().Transport().(*Transport)
+
+	holdLane(tr)
+	before := s.builder.Stats()
+	const n = 20
+	want := sendLater(t, tr, n)
 	if q := tr.Queued(); q != want {
 		t.Fatalf("%d bytes wait while the lane is held, want %d (all of it)", q, want)
 	}
 
-	go tr.lane.run()
+	go tr.lane.run(0)
 	for i := range n {
 		c.expect(ws.TextMessage, fmt.Sprintf(`42["b",%d]`, i))
 	}
-	c.expect(ws.TextMessage, `42["after",1]`)
 	if q := tr.Queued(); q != 0 {
 		t.Fatalf("%d bytes still wait after the writer ran", q)
 	}
@@ -835,8 +843,111 @@ func TestOutboxCoalescesInOrder(t *testing.T) {
 		t.Fatalf("%d direct frames counted, want %d", d, n)
 	}
 	if w := after.OutboxWrites - before.OutboxWrites; w != 1 {
-		t.Fatalf("%d writes for %d pending frames and a packet, want 1", w, n)
+		t.Fatalf("%d writes for %d pending frames, want 1", w, n)
 	}
+}
+
+// A packet written at once (the engine's, or a broadcast frame without
+// later) does not wait for the outbox: it takes the connection's waiting
+// broadcast frames with it, in front, in one write, and the lane's writer
+// then has nothing left to write for the connection.
+func TestWriteTakesWaitingFramesAlong(t *testing.T) {
+	for name, now := range map[string]func(*socket.Socket, *Transport){
+		"engine packet": func(sock *socket.Socket, _ *Transport) { _ = sock.Emit("after", 1) },
+		"frame without later": func(_ *socket.Socket, tr *Transport) {
+			tr.SendPreEncoded(types.NewStringBufferString(`42["after",1]`), false)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := startServer(t, ours(), nil)
+			c := dialRaw(t, s.url, "EIO=4")
+			sock := s.waitSocket(c.sid)
+			tr := sock.Conn().Transport().(*Transport)
+
+			holdLane(tr)
+			before := s.builder.Stats()
+			const n = 5
+			sendLater(t, tr, n)
+			now(sock, tr)
+			// The lane is still held: only the write made at once can have
+			// sent these.
+			for i := range n {
+				c.expect(ws.TextMessage, fmt.Sprintf(`42["b",%d]`, i))
+			}
+			c.expect(ws.TextMessage, `42["after",1]`)
+			if q := tr.Queued(); q != 0 {
+				t.Fatalf("%d bytes still wait after the write", q)
+			}
+			if w := s.builder.Stats().OutboxWrites - before.OutboxWrites; w != 1 {
+				t.Fatalf("%d writes carried the waiting frames, want 1", w)
+			}
+
+			tr.lane.run(0)
+			if w := s.builder.Stats().OutboxWrites - before.OutboxWrites; w != 1 {
+				t.Fatalf("the lane's writer wrote again (%d writes): nothing was left", w)
+			}
+			tr.mu.Lock()
+			scheduled := tr.scheduled
+			tr.mu.Unlock()
+			if scheduled {
+				t.Fatal("the transport is still scheduled after its lane ran")
+			}
+			// The connection works on as before.
+			_ = sock.Emit("next", 2)
+			c.expect(ws.TextMessage, `42["next",2]`)
+		})
+	}
+}
+
+// With a BroadcastDelay, the outbox holds a connection's broadcast frames
+// that long from the first, and the ones given to it meanwhile go out in
+// the same write, in order.
+func TestBroadcastDelayGathersFrames(t *testing.T) {
+	const delay = 200 * time.Millisecond
+	b := NewBuilder()
+	b.BroadcastDelay = delay
+	s := startServer(t, b, nil)
+	c := dialRaw(t, s.url, "EIO=4")
+	tr := s.waitSocket(c.sid).Conn().Transport().(*Transport)
+
+	before := s.builder.Stats()
+	start := time.Now()
+	const n = 10
+	sendLater(t, tr, n)
+	for i := range n {
+		c.expect(ws.TextMessage, fmt.Sprintf(`42["b",%d]`, i))
+	}
+	// A lower bound only: the lane's timer cannot fire early.
+	if waited := time.Since(start); waited < delay {
+		t.Fatalf("the frames arrived after %v, before the delay (%v)", waited, delay)
+	}
+	if w := s.builder.Stats().OutboxWrites - before.OutboxWrites; w != 1 {
+		t.Fatalf("%d writes for %d frames given within the delay, want 1", w, n)
+	}
+	waitFor(t, 5*time.Second, "the lane's writer gone", func() bool {
+		tr.lane.mu.Lock()
+		defer tr.lane.mu.Unlock()
+		return !tr.lane.running && len(tr.lane.ready) == 0
+	})
+}
+
+// However long the BroadcastDelay, an event written at once to the
+// connection is not held back by it: it carries the waiting broadcast
+// frames with it.
+func TestBroadcastDelayDoesNotHoldBackOtherEvents(t *testing.T) {
+	b := NewBuilder()
+	b.BroadcastDelay = time.Hour
+	s := startServer(t, b, nil)
+	c := dialRaw(t, s.url, "EIO=4")
+	sock := s.waitSocket(c.sid)
+	tr := sock.Conn().Transport().(*Transport)
+
+	sendLater(t, tr, 3)
+	_ = sock.Emit("call:incoming", "x")
+	for i := range 3 {
+		c.expect(ws.TextMessage, fmt.Sprintf(`42["b",%d]`, i))
+	}
+	c.expect(ws.TextMessage, `42["call:incoming","x"]`)
 }
 
 // Broadcast frames sent through the outbox from several goroutines while
