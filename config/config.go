@@ -49,6 +49,9 @@ type Config struct {
 	WSFrameSharing bool
 	// WSMaxQueueBytes bounds what a websocket client may fall behind.
 	WSMaxQueueBytes int
+	// WSBroadcastDelay is how long a large fan-out's frames may wait to
+	// share a write (internal/wstransport's Builder.BroadcastDelay); 0: off.
+	WSBroadcastDelay time.Duration
 
 	// JWTSecret is the HS256 shared secret.
 	JWTSecret string

@@ -124,8 +124,8 @@ func TestLoad(t *testing.T) {
 			"SWITCHBOARD_GUEST_SESSION_TTL": "12h", "SWITCHBOARD_MEETING_RETENTION": "720h",
 			"SWITCHBOARD_MAX_CALL_LENGTH": "8h", "SWITCHBOARD_REMINDER_LEAD": "5m", "SWITCHBOARD_JOB_POLL": "100ms",
 			"SWITCHBOARD_SWEEP_INTERVAL": "2s", "SWITCHBOARD_PROBE_INTERVAL": "10s", "SWITCHBOARD_JWT_CLOCK_SKEW": "1m",
-			"SWITCHBOARD_JWT_RELOAD_INTERVAL": "5m",
-			"SWITCHBOARD_MAX_PAYLOAD_BYTES":   "1048576", "SWITCHBOARD_MAX_PARTICIPANTS": "1000",
+			"SWITCHBOARD_JWT_RELOAD_INTERVAL": "5m", "SWITCHBOARD_WS_BROADCAST_DELAY": "2ms",
+			"SWITCHBOARD_MAX_PAYLOAD_BYTES": "1048576", "SWITCHBOARD_MAX_PARTICIPANTS": "1000",
 			"SWITCHBOARD_MAX_RECIPIENTS": "10", "SWITCHBOARD_MAX_INVITE_LIVE": "5", "SWITCHBOARD_EVENTS_PER_SECOND": "50",
 			"SWITCHBOARD_EVENT_BURST": "100", "SWITCHBOARD_MAX_CONNS_PER_USER": "3", "SWITCHBOARD_MAX_TITLE_BYTES": "100",
 			"SWITCHBOARD_MAX_DESCRIPTION_BYTES": "200", "SWITCHBOARD_MAX_DISPLAY_NAME_BYTES": "300",
@@ -137,6 +137,7 @@ func TestLoad(t *testing.T) {
 			c.GuestSessionTTL, c.MeetingRetention, c.MaxCallLength = 12*time.Hour, 720*time.Hour, 8*time.Hour
 			c.ReminderLead, c.JobPollInterval, c.SweepInterval = 5*time.Minute, 100*time.Millisecond, 2*time.Second
 			c.ProbeInterval, c.JWTClockSkew, c.JWTReloadInterval = 10*time.Second, time.Minute, 5*time.Minute
+			c.WSBroadcastDelay = 2 * time.Millisecond
 			c.MaxPayloadBytes, c.MaxParticipants, c.MaxRecipients, c.MaxInviteLive = 1<<20, 1000, 10, 5
 			c.EventsPerSecond, c.EventBurst, c.MaxConnsPerUser = 50, 100, 3
 			c.MaxTitleBytes, c.MaxDescriptionBytes, c.MaxDisplayNameBytes = 100, 200, 300
@@ -259,6 +260,10 @@ func TestValidationErrors(t *testing.T) {
 			want: []string{"SWITCHBOARD_PRESENCE_TTL (2m0s) must be longer than --heartbeat (5m0s)"}},
 		{name: "websocket queue below two payloads", env: map[string]string{"SWITCHBOARD_WS_MAX_QUEUE_BYTES": "100000"},
 			want: []string{"SWITCHBOARD_WS_MAX_QUEUE_BYTES (100000) must be at least twice SWITCHBOARD_MAX_PAYLOAD_BYTES (65536)"}},
+		{name: "negative broadcast delay", env: map[string]string{"SWITCHBOARD_WS_BROADCAST_DELAY": "-1ms"},
+			want: []string{`SWITCHBOARD_WS_BROADCAST_DELAY: "-1ms" must not be negative`}},
+		{name: "broadcast delay too long", env: map[string]string{"SWITCHBOARD_WS_BROADCAST_DELAY": "2s"},
+			want: []string{"SWITCHBOARD_WS_BROADCAST_DELAY (2s) must be at most 100ms: members would see presence and meeting events lag"}},
 		{name: "node refresh not below lease", env: map[string]string{"SWITCHBOARD_NODE_REFRESH": "10s"},
 			want: []string{"SWITCHBOARD_NODE_REFRESH (10s) must be shorter than SWITCHBOARD_NODE_LEASE (10s)"}},
 		{name: "lease below refresh", env: map[string]string{"SWITCHBOARD_NODE_LEASE": "1s"},
@@ -414,7 +419,7 @@ func TestTable(t *testing.T) {
 		filled[ptr] = s.name
 		if s.def != "" {
 			var scratch Config
-			if err := parseInto(s.field(&scratch), s.def); err != nil {
+			if err := parseInto(s.field(&scratch), s.def, s.zero); err != nil {
 				t.Errorf("default %q of %s %v", s.def, s.name, err)
 			}
 		}

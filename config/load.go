@@ -124,7 +124,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			}
 		}
 		l.origin[s.name] = origin
-		if err := parseInto(s.field(&c), text); err != nil {
+		if err := parseInto(s.field(&c), text, s.zero); err != nil {
 			l.bad[s.name] = true
 			if s.redact == shown {
 				l.problem("%s: %q %s", origin, clip(text), err)
@@ -140,9 +140,10 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
-// parseInto parses text into the field ptr points to. Errors are phrases
-// that follow the value, e.g. "is not a duration".
-func parseInto(ptr any, text string) error {
+// parseInto parses text into the field ptr points to; a number or duration
+// must be positive, a duration with zero only not negative. Errors are phrases that
+// follow the value, e.g. "is not a duration".
+func parseInto(ptr any, text string, zero bool) error {
 	switch p := ptr.(type) {
 	case *string:
 		*p = text
@@ -169,7 +170,10 @@ func parseInto(ptr any, text string) error {
 		if err != nil {
 			return errors.New("is not a duration such as 60s, 1m30s or 168h")
 		}
-		if d <= 0 {
+		switch {
+		case zero && d < 0:
+			return errors.New("must not be negative")
+		case !zero && d <= 0:
 			return errors.New("must be positive")
 		}
 		*p = d
@@ -227,6 +231,9 @@ func (l *loader) ok(c *Config, ptrs ...any) bool {
 	return true
 }
 
+// maxBroadcastDelay bounds SWITCHBOARD_WS_BROADCAST_DELAY.
+const maxBroadcastDelay = 100 * time.Millisecond
+
 // validate checks values and relations between them.
 func (l *loader) validate(c *Config) {
 	if err := checkHostPort(c.Addr, true); err != nil {
@@ -267,6 +274,10 @@ func (l *loader) validate(c *Config) {
 	if l.ok(c, &c.WSMaxQueueBytes, &c.MaxPayloadBytes) && c.WSMaxQueueBytes < 2*c.MaxPayloadBytes {
 		l.problem("%s (%d) must be at least twice %s (%d), or a client is cut off as soon as two large events queue",
 			l.of(c, &c.WSMaxQueueBytes), c.WSMaxQueueBytes, l.of(c, &c.MaxPayloadBytes), c.MaxPayloadBytes)
+	}
+	if l.ok(c, &c.WSBroadcastDelay) && c.WSBroadcastDelay > maxBroadcastDelay {
+		l.problem("%s (%s) must be at most %s: members would see presence and meeting events lag",
+			l.of(c, &c.WSBroadcastDelay), c.WSBroadcastDelay, maxBroadcastDelay)
 	}
 	if l.ok(c, &c.NodeRefresh, &c.NodeLease) && c.NodeRefresh >= c.NodeLease {
 		l.problem("%s (%s) must be shorter than %s (%s), or the lease lapses between refreshes",

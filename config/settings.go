@@ -31,6 +31,9 @@ type setting struct {
 	// field returns a pointer to the Config field the setting fills:
 	// *string, *[]string, *bool, *int or *time.Duration.
 	field func(*Config) any
+	// zero accepts 0 for a duration (which must be positive otherwise):
+	// the setting's "off".
+	zero bool
 }
 
 // env returns the environment variable name.
@@ -91,6 +94,12 @@ var settings = []setting{
 			"past it the connection is closed (`transport error`), so a stalled client cannot hold the node's memory. " +
 			"Switchboard's transport only.",
 		field: func(c *Config) any { return &c.WSMaxQueueBytes }},
+	{name: "WS_BROADCAST_DELAY", def: "0s", zero: true,
+		help: "How long a large fan-out's frames (to 8 or more of the node's sockets: presence, big meetings) may wait so that " +
+			"the broadcasts a socket gets meanwhile share one write: fewer system calls for the node and fewer wake-ups for clients, " +
+			"for at most this much more latency on those broadcasts. Events to a few sockets (a call's ring) are never held, " +
+			"and carry the waiting frames with them. `0s`: off. At most `100ms`. Switchboard's transport only.",
+		field: func(c *Config) any { return &c.WSBroadcastDelay }},
 
 	// Member tokens.
 	{name: "JWT_SECRET", redact: secret,

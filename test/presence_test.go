@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/testclient"
 )
 
@@ -149,4 +150,23 @@ func TestMetricsExportLiveHeap(t *testing.T) {
 			t.Errorf("%s = %v", series, v)
 		}
 	}
+}
+
+// With SWITCHBOARD_WS_BROADCAST_DELAY, a presence broadcast to many sockets
+// waits in the node for the delay (an hour here, so nothing but the rule
+// under test can deliver it), unless something is written to the socket at
+// once: an ack then carries the waiting broadcast with it, in order.
+func TestBroadcastDelayHoldsFanOutsNotAcks(t *testing.T) {
+	e := newEnv(t, func(o *node.Options) { o.WSBroadcastDelay = time.Hour })
+	watchers := make([]*testclient.Client, 8)
+	for i := range watchers {
+		watchers[i] = e.member(fmt.Sprintf("watcher%d", i), "desk")
+	}
+	e.member("bob", "phone")
+	bob := testclient.Field("user_id", "bob")
+	never(t, watchers[1], "presence:user_connected", bob)
+
+	mustOK(t, emit(t, watchers[0], "presence:heartbeat", nil))
+	got(t, watchers[0], "presence:user_connected", bob)
+	never(t, watchers[1], "presence:user_connected", bob)
 }

@@ -114,6 +114,7 @@ func serve(cfg config.Config, stderr io.Writer) error {
 		Loops:            true,
 		LibraryWebSocket: !cfg.WSFrameSharing,
 		WSMaxQueue:       cfg.WSMaxQueueBytes,
+		WSBroadcastDelay: cfg.WSBroadcastDelay,
 	}
 	var store state.Store
 	if cfg.Embedded() {

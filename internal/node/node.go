@@ -57,6 +57,8 @@ type Options struct {
 	LibraryWebSocket bool
 	// WSMaxQueue is our transport's MaxQueue; zero keeps its default.
 	WSMaxQueue int
+	// WSBroadcastDelay is our transport's BroadcastDelay.
+	WSBroadcastDelay time.Duration
 }
 
 // Node is one running gateway node.
@@ -118,6 +120,7 @@ func New(o Options) (*Node, error) {
 		if o.WSMaxQueue > 0 {
 			ws.MaxQueue = o.WSMaxQueue
 		}
+		ws.BroadcastDelay = o.WSBroadcastDelay
 		sopts.SetTransports(types.NewSet[socket.TransportCtor](socket.Polling, ws))
 	}
 	// Without Redis, the in-memory adapter that hands broadcasts straight
