@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func TestRunJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout.String()), &rep); err != nil {
 		t.Fatalf("JSON report: %v\n%s", err, stdout.String())
 	}
-	if rep.Scenario != "call" || rep.Completed == 0 || rep.NoFileLimit == 0 || rep.Deliveries["call:incoming"] == nil {
+	if rep.Scenario != "call" || rep.Completed == 0 || rep.NoFileLimit == 0 || rep.Procs != runtime.GOMAXPROCS(0) || rep.Deliveries["call:incoming"] == nil {
 		t.Fatalf("report %+v", rep)
 	}
 	if stderr.Len() != 0 {

@@ -53,6 +53,9 @@ type Report struct {
 	// NoFileLimit is the RLIMIT_NOFILE the tool ran with (set by the
 	// command).
 	NoFileLimit uint64 `json:"nofile_limit,omitempty"`
+	// Procs is the tool's GOMAXPROCS (set by the command): on a machine
+	// the tool shares with the servers, part of what the figures mean.
+	Procs int `json:"gomaxprocs,omitempty"`
 }
 
 // Step is one measured step.
@@ -215,6 +218,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(&b, "server CPU per delivered broadcast event: %.1f µs\n", r.ServerCPUPerDeliveryUs)
 	}
 	fmt.Fprintf(&b, "tool: RSS %d KiB, CPU %.2fs", r.Client.RSSKiB, r.Client.CPUSeconds)
+	if r.Procs > 0 {
+		fmt.Fprintf(&b, ", GOMAXPROCS %d", r.Procs)
+	}
 	if r.NoFileLimit > 0 {
 		fmt.Fprintf(&b, ", RLIMIT_NOFILE %d", r.NoFileLimit)
 	}
