@@ -602,6 +602,57 @@ func TestStalledClientCatchesUpInOrder(t *testing.T) {
 	}
 }
 
+// Broadcast frames wait in a held lane; an emit takes them along, but the
+// client does not read, so the socket buffer fills and a flusher takes over
+// the rest. The lane's writer, run afterwards, leaves the flusher's queue
+// alone (had it written the queue, it would have waited on the flusher's
+// blocked write holding the transport's lock, stalling its whole lane):
+// once the client reads, every frame arrives once, in order.
+func TestFlusherKeepsTheFramesTakenAlong(t *testing.T) {
+	b := NewBuilder()
+	b.MaxQueue = 64 << 20
+	s := startServer(t, b, nil)
+	c := dialRaw(t, s.url, "EIO=4")
+	sock := s.waitSocket(c.sid)
+	tr := sock.Conn().Transport().(*Transport)
+
+	holdLane(tr)
+	const n = 5
+	sendLater(t, tr, n)
+	big := strings.Repeat("y", 64<<10)
+	const rounds = 100 // 6.4 MiB: more than the loopback buffers hold
+	for k := range rounds {
+		sock.Emit("big", k, big)
+	}
+	tr.mu.Lock()
+	writing, scheduled := tr.writing, tr.scheduled
+	tr.mu.Unlock()
+	if !writing || !scheduled {
+		t.Fatalf("flusher running %v, lane still scheduled %v: want both", writing, scheduled)
+	}
+	ran := make(chan struct{})
+	go func() { tr.lane.run(0); close(ran) }()
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		_ = c.c.Close() // let the blocked writes fail, so that the test ends
+		t.Fatal("the lane's writer waits on the flusher's write")
+	}
+
+	for i := range n {
+		c.expect(ws.TextMessage, fmt.Sprintf(`42["b",%d]`, i))
+	}
+	for k := range rounds {
+		_, data := c.read()
+		if want := fmt.Sprintf(`42["big",%d,"`, k); !strings.HasPrefix(string(data), want) || len(data) != len(want)+len(big)+2 {
+			t.Fatalf("message %d: %.40q (%d bytes)", k, data, len(data))
+		}
+	}
+	_ = sock.Emit("last", 1)
+	c.expect(ws.TextMessage, `42["last",1]`)
+	waitFor(t, 5*time.Second, "queue written", func() bool { return tr.Queued() == 0 })
+}
+
 // Batches sent concurrently by many goroutines straight to the transport
 // (not gated by the engine's writable flag) to a client that reads slowly:
 // each goroutine's batches arrive whole and in its order, whether they were
@@ -951,12 +1002,21 @@ func TestBroadcastDelayDoesNotHoldBackOtherEvents(t *testing.T) {
 }
 
 // Broadcast frames sent through the outbox from several goroutines while
-// the connections close under them, by the client or by the server: no
-// panic, every client still open got its frames in each sender's order,
-// and once all is closed the outbox's writers are gone and nothing is left
-// queued.
+// the connections close under them, by the client or by the server, with
+// and without a BroadcastDelay; one sender writes every third frame at
+// once, which takes the waiting ones along: no panic, every client still
+// open got its frames in each sender's order, and once all is closed the
+// outbox's writers are gone and nothing is left queued.
 func TestOutboxWithClosingConnections(t *testing.T) {
-	s := startServer(t, ours(), nil)
+	for _, delay := range []time.Duration{0, 2 * time.Millisecond} {
+		t.Run(fmt.Sprintf("delay %v", delay), func(t *testing.T) { testOutboxWithClosingConnections(t, delay) })
+	}
+}
+
+func testOutboxWithClosingConnections(t *testing.T, delay time.Duration) {
+	b := NewBuilder()
+	b.BroadcastDelay = delay
+	s := startServer(t, b, nil)
 	const n, senders, each = 40, 4, 200
 	clients := dialMany(t, s, n, "EIO=4")
 	trs := make([]*Transport, n)
@@ -970,8 +1030,9 @@ func TestOutboxWithClosingConnections(t *testing.T) {
 			defer wg.Done()
 			for k := range each {
 				frame := types.NewStringBufferString(fmt.Sprintf(`42["b",%d,%d]`, g, k))
+				later := g != 0 || k%3 != 0
 				for _, tr := range trs {
-					tr.SendPreEncoded(frame, true)
+					tr.SendPreEncoded(frame, later)
 				}
 			}
 		}()
