@@ -555,11 +555,7 @@ func TestDirectWritesNeedNoFlusher(t *testing.T) {
 // one "drain" was emitted per batch the engine sent, and later sends are
 // direct again.
 func TestStalledClientCatchesUpInOrder(t *testing.T) {
-	b := NewBuilder()
-	b.MaxQueue = 64 << 20
-	s := startServer(t, b, nil)
-	c := dialRaw(t, s.url, "EIO=4")
-	sock := s.waitSocket(c.sid)
+	s, c, sock := roomyServer(t)
 	engine := sock.Conn()
 	tr := engine.Transport()
 	var flushes, drains atomic.Int64
@@ -586,12 +582,7 @@ func TestStalledClientCatchesUpInOrder(t *testing.T) {
 	if q := tr.(*Transport).Queued(); q < 1<<20 {
 		t.Fatalf("%d bytes queued for a client that does not read, want megabytes", q)
 	}
-	for k := range rounds {
-		_, data := c.read()
-		if want := fmt.Sprintf(`42["big",%d,"`, k); !strings.HasPrefix(string(data), want) || len(data) != len(want)+len(big)+2 {
-			t.Fatalf("message %d: %.40q (%d bytes)", k, data, len(data))
-		}
-	}
+	readBig(t, c, rounds, big)
 	waitFor(t, 5*time.Second, "queue written", func() bool { return tr.(*Transport).Queued() == 0 })
 	waitFor(t, 5*time.Second, "one drain per flush", func() bool { return drains.Load() == flushes.Load() })
 	before := s.flushers()
@@ -602,6 +593,28 @@ func TestStalledClientCatchesUpInOrder(t *testing.T) {
 	}
 }
 
+// roomyServer starts a server whose transports may queue 64 MiB for a
+// client that does not read, and connects one client.
+func roomyServer(t *testing.T) (*testServer, *rawClient, *socket.Socket) {
+	t.Helper()
+	b := NewBuilder()
+	b.MaxQueue = 64 << 20
+	s := startServer(t, b, nil)
+	c := dialRaw(t, s.url, "EIO=4")
+	return s, c, s.waitSocket(c.sid)
+}
+
+// readBig reads the events 42["big",k,big] for k from 0 to rounds-1.
+func readBig(t *testing.T, c *rawClient, rounds int, big string) {
+	t.Helper()
+	for k := range rounds {
+		_, data := c.read()
+		if want := fmt.Sprintf(`42["big",%d,"`, k); !strings.HasPrefix(string(data), want) || len(data) != len(want)+len(big)+2 {
+			t.Fatalf("message %d: %.40q (%d bytes)", k, data, len(data))
+		}
+	}
+}
+
 // Broadcast frames wait in a held lane; an emit takes them along, but the
 // client does not read, so the socket buffer fills and a flusher takes over
 // the rest. The lane's writer, run afterwards, leaves the flusher's queue
@@ -609,11 +622,7 @@ func TestStalledClientCatchesUpInOrder(t *testing.T) {
 // blocked write holding the transport's lock, stalling its whole lane):
 // once the client reads, every frame arrives once, in order.
 func TestFlusherKeepsTheFramesTakenAlong(t *testing.T) {
-	b := NewBuilder()
-	b.MaxQueue = 64 << 20
-	s := startServer(t, b, nil)
-	c := dialRaw(t, s.url, "EIO=4")
-	sock := s.waitSocket(c.sid)
+	_, c, sock := roomyServer(t)
 	tr := sock.Conn().Transport().(*Transport)
 
 	holdLane(tr)
@@ -642,12 +651,7 @@ func TestFlusherKeepsTheFramesTakenAlong(t *testing.T) {
 	for i := range n {
 		c.expect(ws.TextMessage, fmt.Sprintf(`42["b",%d]`, i))
 	}
-	for k := range rounds {
-		_, data := c.read()
-		if want := fmt.Sprintf(`42["big",%d,"`, k); !strings.HasPrefix(string(data), want) || len(data) != len(want)+len(big)+2 {
-			t.Fatalf("message %d: %.40q (%d bytes)", k, data, len(data))
-		}
-	}
+	readBig(t, c, rounds, big)
 	_ = sock.Emit("last", 1)
 	c.expect(ws.TextMessage, `42["last",1]`)
 	waitFor(t, 5*time.Second, "queue written", func() bool { return tr.Queued() == 0 })
