@@ -45,14 +45,17 @@ type lane struct {
 	ready   []*Transport
 	spare   []*Transport // the other of the two slices run swaps
 	running bool         // a writer goroutine drains ready, or is about to
-	stats   *counters
+	// delay is the Builder's BroadcastDelay, set before the first
+	// transport is made and only read after.
+	delay *time.Duration
 }
 
-// newOutbox returns an outbox with one lane per processor.
-func newOutbox(stats *counters) *outbox {
+// newOutbox returns an outbox with one lane per processor, whose writers
+// start delay (the Builder's BroadcastDelay) after a lane's first frame.
+func newOutbox(delay *time.Duration) *outbox {
 	o := &outbox{lanes: make([]lane, runtime.GOMAXPROCS(0))}
 	for i := range o.lanes {
-		o.lanes[i].stats = stats
+		o.lanes[i].delay = delay
 	}
 	return o
 }
@@ -63,32 +66,33 @@ func (o *outbox) lane() *lane {
 }
 
 // add queues t, which has just got its first pending frame, and starts the
-// lane's writer, delay from now, if it is not running.
-func (l *lane) add(t *Transport, delay time.Duration) {
+// lane's writer, the delay from now, if it is not running.
+func (l *lane) add(t *Transport) {
 	l.mu.Lock()
 	l.ready = append(l.ready, t)
 	start := !l.running
 	l.running = true
 	l.mu.Unlock()
 	if start {
-		l.start(delay)
+		l.start()
 	}
 }
 
-// start runs the lane's writer delay from now (at once when it is zero).
-func (l *lane) start(delay time.Duration) {
-	if delay <= 0 {
-		go l.run(0)
+// start runs the lane's writer the delay from now (at once when it is
+// zero).
+func (l *lane) start() {
+	if *l.delay <= 0 {
+		go l.run()
 		return
 	}
-	time.AfterFunc(delay, func() { l.run(delay) })
+	time.AfterFunc(*l.delay, l.run)
 }
 
 // run is the lane's writer: it writes the pending frames of every queued
 // transport, and of the ones queued meanwhile: at once with no delay, else
 // by a writer started delay later; it ends when none is left. The two
 // slices are swapped each round so that a steady stream allocates nothing.
-func (l *lane) run(delay time.Duration) {
+func (l *lane) run() {
 	for {
 		l.mu.Lock()
 		batch := l.ready
@@ -106,9 +110,9 @@ func (l *lane) run(delay time.Duration) {
 		}
 		l.mu.Lock()
 		l.spare = batch[:0]
-		if delay > 0 && len(l.ready) > 0 {
+		if *l.delay > 0 && len(l.ready) > 0 {
 			l.mu.Unlock()
-			l.start(delay)
+			l.start()
 			return
 		}
 		l.mu.Unlock()

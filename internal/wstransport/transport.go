@@ -96,8 +96,8 @@ import (
 //
 // Clients may then open a WebSocket directly or upgrade to it from polling.
 // All transports a Builder makes share its frame cache. A Builder is safe
-// for concurrent use once registered (set PingDelay, MaxQueue and
-// MaxMessage before). The zero Builder works but caches nothing (every
+// for concurrent use once registered (set PingDelay, MaxQueue,
+// BroadcastDelay and MaxMessage before). The zero Builder works but caches nothing (every
 // pre-encoded frame is built per recipient, as the library does), bounds no
 // queue and no message, reads each connection with a goroutine and writes
 // pings at once, which the engine's pong-timeout race makes unsafe under
@@ -183,7 +183,7 @@ func NewBuilder() *Builder {
 		MaxQueue:   DefaultMaxQueue,
 		MaxMessage: DefaultMaxMessage,
 	}
-	b.out = newOutbox(&b.stats)
+	b.out = newOutbox(&b.BroadcastDelay)
 	return b
 }
 
@@ -219,7 +219,7 @@ func (*Builder) UpgradesTo() []string { return nil }
 // to an engine socket. The reader starts once the engine grants
 // ctx.TransportReadPermission.
 func (b *Builder) New(ctx *types.HttpContext) transports.Transport {
-	t := &Transport{Transport: transports.MakeTransport(), cache: b.cache, stats: &b.stats, poll: b.poll, readers: b.readers, pingDelay: b.PingDelay, maxQueue: b.MaxQueue, laneDelay: b.BroadcastDelay}
+	t := &Transport{Transport: transports.MakeTransport(), cache: b.cache, stats: &b.stats, poll: b.poll, readers: b.readers, pingDelay: b.PingDelay, maxQueue: b.MaxQueue}
 	t.frames.limit = b.MaxMessage
 	if b.out != nil {
 		t.lane = b.out.lane()
@@ -269,8 +269,7 @@ type Transport struct {
 	// transport every packet it ever buffered (see SendPreEncoded).
 	engaged atomic.Bool
 
-	lane      *lane         // the outbox lane that writes queue when scheduled; nil: nothing is deferred
-	laneDelay time.Duration // Builder.BroadcastDelay
+	lane *lane // the outbox lane that writes queue when scheduled; nil: nothing is deferred
 
 	events emitter // the listeners on the transport (see Emit)
 
@@ -771,7 +770,7 @@ func (t *Transport) enqueue(b batch, toLane bool) {
 	switch {
 	case !start:
 	case toLane:
-		t.lane.add(t, t.laneDelay)
+		t.lane.add(t)
 	default:
 		t.stats.flushers.Add(1)
 		go t.flush()

@@ -640,7 +640,7 @@ func TestFlusherKeepsTheFramesTakenAlong(t *testing.T) {
 		t.Fatalf("flusher running %v, lane still scheduled %v: want both", writing, scheduled)
 	}
 	ran := make(chan struct{})
-	go func() { tr.lane.run(0); close(ran) }()
+	go func() { tr.lane.run(); close(ran) }()
 	select {
 	case <-ran:
 	case <-time.After(5 * time.Second):
@@ -886,7 +886,7 @@ func TestOutboxCoalescesInOrder(t *testing.T) {
 		t.Fatalf("%d bytes wait while the lane is held, want %d (all of it)", q, want)
 	}
 
-	go tr.lane.run(0)
+	go tr.lane.run()
 	for i := range n {
 		c.expect(ws.TextMessage, fmt.Sprintf(`42["b",%d]`, i))
 	}
@@ -937,7 +937,7 @@ func TestWriteTakesWaitingFramesAlong(t *testing.T) {
 				t.Fatalf("%d writes carried the waiting frames, want 1", w)
 			}
 
-			tr.lane.run(0)
+			tr.lane.run()
 			if w := s.builder.Stats().OutboxWrites - before.OutboxWrites; w != 1 {
 				t.Fatalf("the lane's writer wrote again (%d writes): nothing was left", w)
 			}
