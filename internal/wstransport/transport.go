@@ -264,9 +264,10 @@ type Transport struct {
 	timer *time.Timer
 	heart *heartbeat
 
-	// engaged turns true at the engine's first Send of anything but an
-	// upgrade probe's pong: from then on the engine socket has handed this
-	// transport every packet it ever buffered (see SendPreEncoded).
+	// engaged turns true once the engine's first Send of anything but an
+	// upgrade probe's pong has written or queued its packets: from then on
+	// the engine socket has handed this transport every packet it ever
+	// buffered, and they are ahead of any frame SendPreEncoded takes.
 	engaged atomic.Bool
 
 	lane *lane // the outbox lane that writes queue when scheduled; nil: nothing is deferred
@@ -628,10 +629,9 @@ func (t *Transport) fail(err error) {
 func (t *Transport) Send(packets []*packet.Packet) {
 	bufs := make(net.Buffers, 0, len(packets))
 	var pings net.Buffers
+	engage := false
 	for _, p := range packets {
-		if p.Type != packet.PONG {
-			t.engaged.Store(true)
-		}
+		engage = engage || p.Type != packet.PONG
 		frame, err := t.frameOf(p)
 		if err != nil {
 			// Only a packet the parser cannot encode gets here. The engine
@@ -650,6 +650,12 @@ func (t *Transport) Send(packets []*packet.Packet) {
 		time.AfterFunc(t.pingDelay, func() { t.write(pings, false) })
 	}
 	t.write(bufs, true)
+	if engage {
+		// Only now: a frame SendPreEncoded takes from here on reaches the
+		// wire after these packets (the first ones the engine may have held
+		// back during an upgrade), never before them.
+		t.engaged.Store(true)
+	}
 }
 
 // SendPreEncoded writes frame, a broadcast's pre-encoded Engine.IO message
