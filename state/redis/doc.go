@@ -77,7 +77,9 @@
 //	sb:{u:<user>}:presence       hash    st: last reported status; pd: offline    TTL: last connection expiry +
 //	                                     pending; ls/lsx: last_seen and its end;   PresenceHold, or last_seen retention
 //	                                     c:<conn>: connection JSON (expiry x in
-//	                                     ms, joined meetings m)
+//	                                     ms); n:<conn>: how many meetings it joined
+//	sb:{u:<user>}:marks          set     the meetings each connection joined:     TTL: the presence hash's
+//	                                     <len(conn)>:<conn><meeting>
 //	sb:{node:<node>}:conns       hash    conn id → state.Conn JSON                TTL: connection expiry + PresenceHold;
 //	                                                                               owner: Deregister deletes it
 //	sb:{link:<token>}:link       string  invitation link JSON                     TTL: the link's expires_at

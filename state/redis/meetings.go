@@ -251,7 +251,7 @@ type busyMark struct {
 
 // markCall is the setJoined script call of mk.
 func (s *meetings) markCall(mk busyMark, now time.Time) scriptCall {
-	return scriptCall{sc: s.sc.setJoined, keys: []string{s.keys.presence(mk.user)},
+	return scriptCall{sc: s.sc.setJoined, keys: s.keys.presenceOf(mk.user),
 		args: []any{millis(now), mk.conn, mk.meeting, joinedFlag(mk.joined)}}
 }
 

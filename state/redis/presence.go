@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,8 +22,17 @@ import (
 //	pd        set while an offline transition is pending: the last connection
 //	          went away and SettleOffline has not run yet (the grace)
 //	ls, lsx   last_seen and when it may be forgotten (Unix ms)
-//	c:<conn>  one connection: {"id","user","device","node","x","m"}, where x
-//	          is its expiry (Unix ms) and m the set of meetings it joined
+//	c:<conn>  one connection: {"id","user","device","node","x"}, where x is
+//	          its expiry (Unix ms)
+//	n:<conn>  how many meetings the connection joined (absent: none; busy
+//	          when one or more)
+//
+// and the meetings each connection joined are the members
+// "<len(conn)>:<conn><meeting>" of the set {u:<user>}:marks, which lives as
+// long as the hash. A busy mark (SetJoined) adds or removes one member and moves
+// the count, so it costs the same however many meetings the connection is
+// in, and what every other presence script reads (the hash) does not grow
+// with them.
 //
 // Each node's connections are indexed in {node:<node>}:conns (conn id →
 // state.Conn JSON), written in the same pipeline as Connect and Heartbeat
@@ -39,8 +49,7 @@ type connEntry struct {
 	state.Conn
 	// X is the expiry in Unix ms (a float: cjson may write large numbers
 	// with an exponent).
-	X float64         `json:"x"`
-	M map[string]bool `json:"m"`
+	X float64 `json:"x"`
 }
 
 func (c *connEntry) live(now time.Time) bool { return c.X > float64(millis(now)) }
@@ -62,7 +71,7 @@ func (s *presence) connect(ctx context.Context, op string, c state.Conn, ttl tim
 	}
 	idx := s.keys.nodeConns(c.NodeID)
 	idxTTL := (ttl + s.opts.PresenceHold).Milliseconds()
-	v, err := s.st().runWith(ctx, s.sc.connectPresence, []string{s.keys.presence(c.UserID)},
+	v, err := s.st().runWith(ctx, s.sc.connectPresence, s.keys.presenceOf(c.UserID),
 		[]any{millis(now), c.ID, c.UserID, c.DeviceID, c.NodeID, ttl.Milliseconds(), maxConns, s.opts.PresenceHold.Milliseconds()},
 		func(p goredis.Pipeliner) {
 			p.HSet(ctx, idx, c.ID, entry)
@@ -82,7 +91,7 @@ func (r *reply) transition(user string, now time.Time) state.Transition {
 
 // Disconnect implements state.Presence.
 func (s *presence) Disconnect(ctx context.Context, user, connID string, now time.Time) (state.ConnResult, error) {
-	v, err := s.st().run(ctx, s.sc.disconnectPresence, []string{s.keys.presence(user)},
+	v, err := s.st().run(ctx, s.sc.disconnectPresence, s.keys.presenceOf(user),
 		millis(now), connID, s.opts.PresenceHold.Milliseconds())
 	r, err := s.st().decode("disconnect", noDoc, v, err)
 	if err != nil {
@@ -96,7 +105,7 @@ func (s *presence) Disconnect(ctx context.Context, user, connID string, now time
 
 // SettleOffline implements state.Presence.
 func (s *presence) SettleOffline(ctx context.Context, user string, lastSeenTTL time.Duration, now time.Time) (state.Transition, error) {
-	v, err := s.st().run(ctx, s.sc.settleOffline, []string{s.keys.presence(user)},
+	v, err := s.st().run(ctx, s.sc.settleOffline, s.keys.presenceOf(user),
 		millis(now), stamp(now), lastSeenTTL.Milliseconds(), s.opts.PresenceHold.Milliseconds())
 	r, err := s.st().decode("settle offline", noDoc, v, err)
 	if err != nil {
@@ -107,7 +116,7 @@ func (s *presence) SettleOffline(ctx context.Context, user string, lastSeenTTL t
 
 // SetJoined implements state.Presence.
 func (s *presence) SetJoined(ctx context.Context, user, connID, meetingID string, joined bool, now time.Time) (state.Transition, error) {
-	v, err := s.st().run(ctx, s.sc.setJoined, []string{s.keys.presence(user)}, millis(now), connID, meetingID, joinedFlag(joined))
+	v, err := s.st().run(ctx, s.sc.setJoined, s.keys.presenceOf(user), millis(now), connID, meetingID, joinedFlag(joined))
 	r, err := s.st().decode("set joined", noDoc, v, err)
 	if err != nil {
 		return state.Transition{}, err
@@ -169,7 +178,7 @@ func userPresence(user string, h map[string]string, now time.Time) (state.UserPr
 		if !c.live(now) {
 			continue
 		}
-		if len(c.M) > 0 {
+		if n, _ := strconv.Atoi(h["n:"+f[len("c:"):]]); n > 0 {
 			up.Status = state.Busy
 		} else if up.Status == state.Offline {
 			up.Status = state.Online

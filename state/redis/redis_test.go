@@ -197,7 +197,7 @@ func TestEveryKeyExpiresOrIsOwned(t *testing.T) {
 		}
 		t.Logf("%-32s ttl %v", k, ttl.Round(time.Second))
 	}
-	for _, kind := range []string{":meeting", ":meetings", ":presence", ":queue", ":link", ":conns"} {
+	for _, kind := range []string{":meeting", ":meetings", ":presence", ":marks", ":queue", ":link", ":conns"} {
 		if !kinds[kind] {
 			t.Errorf("the flow wrote no key of kind %q (keys: %q)", kind, keys)
 		}
@@ -775,5 +775,89 @@ func TestIndexesAreRepairedOnRead(t *testing.T) {
 	}
 	if n, _ := c.HLen(ctx, "sb:{node:n1}:conns").Result(); n != 0 {
 		t.Fatalf("node index still holds %d entries", n)
+	}
+}
+
+// TestBusyMarksDoNotGrowThePresenceHash checks the layout that makes a busy
+// mark cost the same however many meetings its connection is in: the marks
+// are members of their own set, which lives as long as the presence hash,
+// and the hash that every presence script reads holds only their count.
+func TestBusyMarksDoNotGrowThePresenceHash(t *testing.T) {
+	srv := redistest.Start(t)
+	st, c := freshStore(t, srv)
+	ctx := context.Background()
+	p := st.Presence()
+	hash, marks := "sb:{u:alice}:presence", "sb:{u:alice}:marks"
+	_, err := p.Connect(ctx, state.Conn{ID: "c1", UserID: "alice", DeviceID: "phone", NodeID: "n1"}, time.Minute, 0, at(0))
+	noErr(t, err, "Connect")
+	entry := c.HGet(ctx, hash, "c:c1").Val()
+	fields := c.HLen(ctx, hash).Val()
+	const n = 50
+	for i := range n {
+		_, err := p.SetJoined(ctx, "alice", "c1", fmt.Sprintf("call_%d", i), true, at(time.Second))
+		noErr(t, err, "SetJoined")
+	}
+	if got := c.HGet(ctx, hash, "c:c1").Val(); got != entry {
+		t.Errorf("the connection entry changed with its marks: %q, was %q", got, entry)
+	}
+	if got := c.HLen(ctx, hash).Val(); got != fields+1 {
+		t.Errorf("presence hash has %d fields after %d marks, want %d (the count added)", got, n, fields+1)
+	}
+	if got := c.HGet(ctx, hash, "n:c1").Val(); got != fmt.Sprint(n) {
+		t.Errorf("n:c1 = %q, want %d", got, n)
+	}
+	if got := c.SCard(ctx, marks).Val(); got != n {
+		t.Errorf("marks set has %d members, want %d", got, n)
+	}
+	hashTTL, marksTTL := c.PTTL(ctx, hash).Val(), c.PTTL(ctx, marks).Val()
+	if marksTTL <= 0 || marksTTL > hashTTL {
+		t.Errorf("marks TTL %v, want within the presence hash's %v", marksTTL, hashTTL)
+	}
+	for i := range n {
+		_, err := p.SetJoined(ctx, "alice", "c1", fmt.Sprintf("call_%d", i), false, at(2*time.Second))
+		noErr(t, err, "SetJoined")
+	}
+	if c.HExists(ctx, hash, "n:c1").Val() || c.Exists(ctx, marks).Val() != 0 {
+		t.Errorf("after every leave: n:c1 exists %v, marks set exists %v", c.HExists(ctx, hash, "n:c1").Val(), c.Exists(ctx, marks).Val())
+	}
+}
+
+// TestExpiredConnectionsLoseTheirMarks checks that the entry of a connection
+// dead for longer than the hold is dropped with its marks, by the next
+// script that keeps the user's presence, while another connection's marks
+// stay.
+func TestExpiredConnectionsLoseTheirMarks(t *testing.T) {
+	srv := redistest.Start(t)
+	st, c := freshStore(t, srv)
+	ctx := context.Background()
+	p := st.Presence()
+	connect := func(id string, ttl time.Duration, now time.Time) {
+		t.Helper()
+		_, err := p.Connect(ctx, state.Conn{ID: id, UserID: "alice", DeviceID: id, NodeID: "n1"}, ttl, 0, now)
+		noErr(t, err, "Connect "+id)
+	}
+	join := func(id, meeting string, now time.Time) {
+		t.Helper()
+		_, err := p.SetJoined(ctx, "alice", id, meeting, true, now)
+		noErr(t, err, "SetJoined "+id)
+	}
+	connect("c1", 10*time.Second, at(0))
+	connect("c2", time.Hour, at(0))
+	join("c1", "call_a", at(time.Second))
+	join("c1", "call_b", at(time.Second))
+	join("c2", "call_c", at(time.Second))
+	connect("c2", time.Hour, at(30*time.Minute)) // a heartbeat long after c1 died
+	hash, marks := "sb:{u:alice}:presence", "sb:{u:alice}:marks"
+	if c.HExists(ctx, hash, "c:c1").Val() || c.HExists(ctx, hash, "n:c1").Val() {
+		t.Errorf("c1's entry or count outlived it: %v", c.HGetAll(ctx, hash).Val())
+	}
+	got := c.SMembers(ctx, marks).Val()
+	if len(got) != 1 || got[0] != "2:c2call_c" {
+		t.Errorf("marks = %q, want only c2's call_c", got)
+	}
+	r, err := p.Disconnect(ctx, "alice", "c2", at(31*time.Minute))
+	noErr(t, err, "Disconnect")
+	if len(r.Meetings) != 1 || r.Meetings[0] != "call_c" {
+		t.Errorf("Disconnect c2 Meetings = %q, want [call_c]", r.Meetings)
 	}
 }

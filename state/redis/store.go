@@ -141,6 +141,11 @@ func (k keys) session(meetingID, id string) string {
 func (k keys) sessionMeeting(id string) string { return k.p + ":{s:" + id + "}:meeting" }
 func (k keys) userMeetings(user string) string { return k.p + ":{u:" + user + "}:meetings" }
 func (k keys) presence(user string) string     { return k.p + ":{u:" + user + "}:presence" }
+func (k keys) marks(user string) string        { return k.p + ":{u:" + user + "}:marks" }
+
+// presenceOf is the keys of the presence scripts: the user's presence hash
+// and marks set (one slot).
+func (k keys) presenceOf(user string) []string { return []string{k.presence(user), k.marks(user)} }
 func (k keys) link(token string) string        { return k.p + ":{link:" + token + "}:link" }
 func (k keys) jobsDue() string                 { return k.p + ":{jobs}:due" }
 func (k keys) jobsData() string                { return k.p + ":{jobs}:data" }

@@ -1,6 +1,7 @@
 package statetest
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -258,6 +259,42 @@ func testPresence(t *testing.T, newStore factory) {
 		eq(t, "LastConn", r.LastConn, false)
 		changed(t, r.Transition, "alice", state.Busy, state.Online, at(2*time.Second))
 		presenceOf(t, st, "alice", at(2*time.Second), state.Online)
+	})
+	subtest(t, newStore, "the meetings of connections whose ids overlap stay apart", func(t *testing.T, st state.Store) {
+		// A store that keys a mark by connection and meeting together must
+		// not let one connection's marks pass for another's.
+		ids := []string{"a", "a|b", "1:a", "a:"}
+		for i, id := range ids {
+			mustConnect(t, st, conn(id, "alice", fmt.Sprintf("d%d", i), "n1"), at(0))
+			mustSetJoined(t, st, "alice", id, "m"+id, true, at(time.Second))
+			mustSetJoined(t, st, "alice", id, "b|m", true, at(time.Second))
+		}
+		for i, id := range ids {
+			r := mustDisconnect(t, st, "alice", id, at(time.Duration(2+i)*time.Second))
+			eqSet(t, "Meetings of "+id, r.Meetings, []string{"m" + id, "b|m"})
+		}
+	})
+	subtest(t, newStore, "a connection is busy until it left the last of its meetings", func(t *testing.T, st state.Store) {
+		mustConnect(t, st, conn("c1", "alice", "phone", "n1"), at(0))
+		const n = 30
+		for i := range n {
+			tr := mustSetJoined(t, st, "alice", "c1", fmt.Sprintf("call_%d", i), true, at(time.Second))
+			if i == 0 {
+				changed(t, tr, "alice", state.Online, state.Busy, at(time.Second))
+			} else {
+				unchanged(t, tr)
+			}
+		}
+		unchanged(t, mustSetJoined(t, st, "alice", "c1", "call_0", true, at(2*time.Second)))
+		for i := range n - 1 {
+			unchanged(t, mustSetJoined(t, st, "alice", "c1", fmt.Sprintf("call_%d", i), false, at(3*time.Second)))
+		}
+		unchanged(t, mustSetJoined(t, st, "alice", "c1", "call_0", false, at(3*time.Second)))
+		presenceOf(t, st, "alice", at(3*time.Second), state.Busy)
+		changed(t, mustSetJoined(t, st, "alice", "c1", fmt.Sprintf("call_%d", n-1), false, at(4*time.Second)),
+			"alice", state.Busy, state.Online, at(4*time.Second))
+		r := mustDisconnect(t, st, "alice", "c1", at(5*time.Second))
+		eqList(t, "Meetings", r.Meetings, nil)
 	})
 	subtest(t, newStore, "the last disconnect of a busy user", func(t *testing.T, st state.Store) {
 		mustConnect(t, st, conn("c1", "alice", "phone", "n1"), at(0))

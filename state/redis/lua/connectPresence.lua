@@ -1,14 +1,15 @@
 -- connectPresence registers (Connect) or refreshes (Heartbeat) a member's
 -- connection until now + ttl and reports the user's status transition.
--- KEYS[1] the user's presence hash. ARGV[1] now (ms), ARGV[2] connection id,
--- ARGV[3] user, ARGV[4] device, ARGV[5] node, ARGV[6] ttl (ms),
--- ARGV[7] max live connections (0: no limit), ARGV[8] hold (ms).
+-- KEYS[1] the user's presence hash, KEYS[2] the user's marks set.
+-- ARGV[1] now (ms), ARGV[2] connection id, ARGV[3] user, ARGV[4] device,
+-- ARGV[5] node, ARGV[6] ttl (ms), ARGV[7] max live connections (0: no
+-- limit), ARGV[8] hold (ms).
 local now = tonumber(ARGV[1])
 local id = ARGV[2]
 local st, conns = load_presence(KEYS[1])
-local c
+local c, n = nil, 0
 if conns[id] then
-  c = cjson.decode(conns[id].raw)
+  c, n = cjson.decode(conns[id].raw), conns[id].n
 else
   local max = tonumber(ARGV[7])
   if max > 0 then
@@ -20,13 +21,13 @@ else
       return fail('rate_limited', string.format('at most %d connections per user', max))
     end
   end
-  c = {id = id, user = ARGV[3], device = ARGV[4], m = {}}
+  c = {id = id, user = ARGV[3], device = ARGV[4]}
 end
 c.device, c.node = ARGV[4], ARGV[5]
 c.x = now + tonumber(ARGV[6])
-conns[id] = save_conn(KEYS[1], id, c)
+conns[id] = save_conn(KEYS[1], id, c, n)
 local to = derive(conns, now)
 redis.call('HSET', KEYS[1], 'st', to)
 redis.call('HDEL', KEYS[1], 'pd')
-keep_presence(KEYS[1], conns, to, now, tonumber(ARGV[8]))
+keep_presence(KEYS[1], KEYS[2], conns, to, now, tonumber(ARGV[8]))
 return reply({from = st, to = to})

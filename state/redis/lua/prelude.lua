@@ -253,46 +253,80 @@ end
 ---------------------------------------------------------------- presence
 
 -- conn_summary is what the presence scripts need of a stored connection
--- entry, read without decoding it: its expiry x (Unix ms) and whether it is
--- in a meeting (busy: its set m is not empty), found in the compact JSON
--- cjson writes ("x":<number>, "m":{"<first id>"...). Inside a JSON string
--- every quote is escaped, so neither pattern can match in an id. raw is the
--- entry: a script that changes the connection decodes it, so the meeting
--- set of a connection in many meetings at once costs only the scripts of
--- that connection, not every presence script of its user.
-local function conn_summary(raw)
+-- entry, read without decoding it: its expiry x (Unix ms), found in the
+-- compact JSON cjson writes ("x":<number>; inside a JSON string every quote
+-- is escaped, so the pattern cannot match in an id), and n, the number of
+-- meetings the connection joined (its n:<conn> field; busy when n > 0).
+-- raw is the entry.
+local function conn_summary(raw, n)
   return {
     x = tonumber(string.match(raw, '[{,]"x":([-+.%deE]+)')) or 0,
-    busy = string.find(raw, '"m":{"', 1, true) ~= nil,
+    n = n or 0,
     raw = raw,
   }
 end
 
--- save_conn stores connection id's decoded entry c in the presence hash key
--- and returns its summary.
-local function save_conn(key, id, c)
+-- save_conn stores connection id's decoded entry c, which has joined n
+-- meetings, in the presence hash key and returns its summary.
+local function save_conn(key, id, c, n)
   local raw = cjson.encode(c)
   redis.call('HSET', key, 'c:' .. id, raw)
-  return conn_summary(raw)
+  return conn_summary(raw, n)
 end
 
 -- load_presence returns the stored status of a user (offline when none),
 -- the summaries of their connection entries by id (conn_summary), and
--- whether an offline transition is pending (pd).
+-- whether an offline transition is pending (pd). What it reads does not
+-- grow with the meetings the connections joined: those are counted.
 local function load_presence(key)
   local all = redis.call('HGETALL', key)
-  local st, conns, pending = 'offline', {}, false
+  local st, conns, pending, counts = 'offline', {}, false, {}
   for i = 1, #all, 2 do
     local f = all[i]
+    local kind = string.sub(f, 1, 2)
     if f == 'st' then
       st = all[i + 1]
     elseif f == 'pd' then
       pending = all[i + 1] ~= ''
-    elseif string.sub(f, 1, 2) == 'c:' then
+    elseif kind == 'c:' then
       conns[string.sub(f, 3)] = conn_summary(all[i + 1])
+    elseif kind == 'n:' then
+      counts[string.sub(f, 3)] = tonumber(all[i + 1])
     end
   end
+  for id, n in pairs(counts) do
+    if conns[id] then conns[id].n = n end
+  end
   return st, conns, pending
+end
+
+-- mark_prefix starts every member of a user's marks set that records a
+-- meeting connection id joined: the member is the prefix and the meeting
+-- id. The length makes it unambiguous whatever the ids hold.
+local function mark_prefix(id)
+  return #id .. ':' .. id
+end
+
+-- drop_marks forgets the meetings connection id (whose summary is c)
+-- joined: its count in the presence hash key and its members of the marks
+-- set mkey. It returns those meetings, sorted. Reading them costs the
+-- user's marks, which only a disconnect or an expired connection pays.
+local function drop_marks(key, mkey, id, c)
+  if c.n <= 0 then return {} end
+  redis.call('HDEL', key, 'n:' .. id)
+  local prefix = mark_prefix(id)
+  local members, meetings = {}, {}
+  for _, v in ipairs(redis.call('SMEMBERS', mkey)) do
+    if string.sub(v, 1, #prefix) == prefix then
+      table.insert(members, v)
+      table.insert(meetings, string.sub(v, #prefix + 1))
+    end
+  end
+  for i = 1, #members, 500 do
+    redis.call('SREM', mkey, unpack(members, i, math.min(i + 499, #members)))
+  end
+  table.sort(meetings)
+  return meetings
 end
 
 -- derive returns the status the live connections give (busy when one is in
@@ -302,7 +336,7 @@ local function derive(conns, now)
   for _, c in pairs(conns) do
     if c.x > now then
       live = true
-      if c.busy then busy = true end
+      if c.n > 0 then busy = true end
     end
   end
   if busy then return 'busy' end
@@ -310,17 +344,19 @@ local function derive(conns, now)
   return nil
 end
 
--- keep_presence sets the TTL of a user's presence hash: until the last
--- connection expiry plus hold (so that SettleOffline still finds a user
--- whose connections expired), at least now + hold while an offline
--- transition is pending, and at least the last_seen retention. Entries of
--- connections dead for longer than hold are dropped.
-local function keep_presence(key, conns, st, now, hold)
+-- keep_presence sets the TTL of a user's presence hash key and marks set
+-- mkey: until the last connection expiry plus hold (so that SettleOffline
+-- still finds a user whose connections expired), at least now + hold while
+-- an offline transition is pending, and at least the last_seen retention.
+-- Entries of connections dead for longer than hold are dropped, with their
+-- marks.
+local function keep_presence(key, mkey, conns, st, now, hold)
   local deadline = 0
   for id, c in pairs(conns) do
     local x = c.x + hold
     if x <= now then
       redis.call('HDEL', key, 'c:' .. id)
+      drop_marks(key, mkey, id, c)
     elseif x > deadline then
       deadline = x
     end
@@ -329,6 +365,7 @@ local function keep_presence(key, conns, st, now, hold)
   local lsx = tonumber(redis.call('HGET', key, 'lsx') or '0')
   if lsx > deadline then deadline = lsx end
   expire(key, deadline, now)
+  expire(mkey, deadline, now)
 end
 
 -- presence_status returns a user's status at now (ms) as Presence.Query
