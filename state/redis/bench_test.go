@@ -265,37 +265,25 @@ func BenchmarkHeartbeat(b *testing.B) {
 	rm.report()
 }
 
+// BenchmarkSetJoined is the common busy mark: a connection that joins and
+// leaves one call, beside another connection of its user.
+func BenchmarkSetJoined(b *testing.B) { benchSetJoined(b, 0) }
+
 // BenchmarkSetJoinedManyMeetings: a busy mark of a user whose two
 // connections are each in 100 meetings at once (as a load test's few users
 // placing thousands of calls are), toggled on one of them.
-// BenchmarkSetJoined is the common busy mark: a connection that joins and
-// leaves one call, beside another connection of its user.
-func BenchmarkSetJoined(b *testing.B) {
-	st, rm := benchStore(b)
-	ctx := context.Background()
-	p := st.Presence()
-	for _, id := range []string{"c1", "c2"} {
-		_, err := p.Connect(ctx, state.Conn{ID: id, UserID: "alice", DeviceID: id, NodeID: "n1"}, time.Hour, 20, at(0))
-		must(b, err)
-	}
-	joined := false
-	rm.start()
-	for b.Loop() {
-		joined = !joined
-		_, err := p.SetJoined(ctx, "alice", "c1", "call_x", joined, at(time.Second))
-		must(b, err)
-	}
-	rm.report()
-}
+func BenchmarkSetJoinedManyMeetings(b *testing.B) { benchSetJoined(b, 100) }
 
-func BenchmarkSetJoinedManyMeetings(b *testing.B) {
+// benchSetJoined toggles the mark of one meeting on connection c1 of a user
+// whose two connections are each in meetings other meetings.
+func benchSetJoined(b *testing.B, meetings int) {
 	st, rm := benchStore(b)
 	ctx := context.Background()
 	p := st.Presence()
 	for _, id := range []string{"c1", "c2"} {
 		_, err := p.Connect(ctx, state.Conn{ID: id, UserID: "alice", DeviceID: id, NodeID: "n1"}, time.Hour, 20, at(0))
 		must(b, err)
-		for i := range 100 {
+		for i := range meetings {
 			_, err := p.SetJoined(ctx, "alice", id, fmt.Sprintf("call_%032d", i), true, at(0))
 			must(b, err)
 		}
