@@ -135,6 +135,11 @@ type conn struct {
 	meetings      map[string]bool // made at the first join
 	lastHeartbeat time.Time
 	expired       bool
+	// staleEngine: a sweep found the engine connection closed while the
+	// socket had not fired disconnect. The library's close runs beside the
+	// sweep (the engine is marked closed before its close reaches the
+	// socket), so only the next sweep, finding the same, disconnects it.
+	staleEngine bool
 	// The lifecycle, under mu. active counts the events being handled.
 	// closing (a drain is about to close the transport) and closed (the
 	// socket went away) stop new events from being handled. The store

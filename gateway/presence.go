@@ -22,7 +22,8 @@ func (g *Gateway) presenceHandlers(on func(string, handler)) {
 // a later heartbeat brings the user back online), and (2) works around a
 // defect of the socket.io library, where a connect/close race can leave a
 // socket whose transport is closed but which never fired disconnect: such
-// sockets are disconnected so their cleanup runs.
+// sockets, found so by two sweeps in a row, are disconnected so their
+// cleanup runs.
 func (g *Gateway) Sweep(ctx context.Context) {
 	t := time.NewTicker(g.cfg.SweepInterval)
 	defer t.Stop()
@@ -48,8 +49,16 @@ func (g *Gateway) SweepOnce(ctx context.Context) {
 	g.mu.Unlock()
 	for _, c := range all {
 		if c.sock.Conn() != nil && c.sock.Conn().ReadyState() == "closed" {
-			c.sock.Disconnect(false)
-			g.closed(c)
+			// One sighting may be a close on its way to the socket (a ping
+			// timeout, whose reason the client and the logs should see).
+			c.mu.Lock()
+			again := c.staleEngine
+			c.staleEngine = true
+			c.mu.Unlock()
+			if again {
+				c.sock.Disconnect(false)
+				g.closed(c)
+			}
 			continue
 		}
 		if c.isGst {
