@@ -29,10 +29,10 @@ import (
 //
 // and the meetings each connection joined are the members
 // "<len(conn)>:<conn><meeting>" of the set {u:<user>}:marks, which lives as
-// long as the hash. A busy mark (SetJoined) adds or removes one member and moves
-// the count, so it costs the same however many meetings the connection is
-// in, and what every other presence script reads (the hash) does not grow
-// with them.
+// long as the hash. A busy mark (SetJoined) adds or removes one member and
+// moves the count, so it costs the same however many meetings the
+// connection is in, and what every other presence script reads (the hash)
+// does not grow with them.
 //
 // Each node's connections are indexed in {node:<node>}:conns (conn id →
 // state.Conn JSON), written in the same pipeline as Connect and Heartbeat
