@@ -84,23 +84,15 @@ func BenchmarkTransitions(b *testing.B) {
 		{"create_call+ring+decline", func(b *testing.B, st state.Store) func(int) {
 			online(b, st, "bob")
 			return func(i int) {
-				ctx, id := context.Background(), fmt.Sprintf("call_%d", i)
-				must(b, created(st.Meetings().Create(ctx, call(id, at(0), "bob"), 0, at(0))))
-				r, err := st.Meetings().Ring(ctx, id, "alice", []string{"bob"}, at(time.Minute), ringTimeout(id, at(time.Minute)), at(0))
-				must(b, err)
-				must(b, r.TimeoutErr)
-				_, err = st.Meetings().Decline(ctx, id, "bob", at(time.Second))
+				ctx, id := context.Background(), ringingCall(b, st, i)
+				_, err := st.Meetings().Decline(ctx, id, "bob", at(time.Second))
 				must(b, err)
 			}
 		}},
 		{"create_call+ring+expire_rings", func(b *testing.B, st state.Store) func(int) {
 			online(b, st, "bob")
 			return func(i int) {
-				ctx, id := context.Background(), fmt.Sprintf("call_%d", i)
-				must(b, created(st.Meetings().Create(ctx, call(id, at(0), "bob"), 0, at(0))))
-				r, err := st.Meetings().Ring(ctx, id, "alice", []string{"bob"}, at(time.Minute), ringTimeout(id, at(time.Minute)), at(0))
-				must(b, err)
-				must(b, r.TimeoutErr)
+				ctx, id := context.Background(), ringingCall(b, st, i)
 				res, err := st.Meetings().ExpireRings(ctx, id, at(2*time.Minute))
 				must(b, err)
 				if len(res.Missed) != 1 {
@@ -183,4 +175,15 @@ func BenchmarkTransitions(b *testing.B) {
 			rm.report()
 		})
 	}
+}
+
+// ringingCall creates call i of alice with bob and rings bob until a minute
+// from at(0); it returns the call's id.
+func ringingCall(b *testing.B, st state.Store, i int) string {
+	ctx, id := context.Background(), fmt.Sprintf("call_%d", i)
+	must(b, created(st.Meetings().Create(ctx, call(id, at(0), "bob"), 0, at(0))))
+	r, err := st.Meetings().Ring(ctx, id, "alice", []string{"bob"}, at(time.Minute), ringTimeout(id, at(time.Minute)), at(0))
+	must(b, err)
+	must(b, r.TimeoutErr)
+	return id
 }
