@@ -32,6 +32,9 @@ type Config struct {
 	// GCQuietPercent is the collector's GOGC while the node is quiet
 	// (internal/gctune).
 	GCQuietPercent int
+	// GCMinHeadroomMiB is the least the heap may grow between collections
+	// while the node is busy (internal/gctune); 0: off.
+	GCMinHeadroomMiB int
 
 	// RedisURL is a redis:// or rediss:// URL; empty (with no cluster and
 	// no sentinel) means embedded in-memory mode.

@@ -30,6 +30,7 @@ func wantDefaults() Config {
 	return Config{
 		Addr:                ":3000",
 		GCQuietPercent:      25,
+		GCMinHeadroomMiB:    32,
 		WSFrameSharing:      true,
 		WSMaxQueueBytes:     8 << 20,
 		LogLevel:            "info",
@@ -130,6 +131,7 @@ func TestLoad(t *testing.T) {
 			"SWITCHBOARD_EVENT_BURST": "100", "SWITCHBOARD_MAX_CONNS_PER_USER": "3", "SWITCHBOARD_MAX_TITLE_BYTES": "100",
 			"SWITCHBOARD_MAX_DESCRIPTION_BYTES": "200", "SWITCHBOARD_MAX_DISPLAY_NAME_BYTES": "300",
 			"SWITCHBOARD_MAX_ENVELOPE_BYTES": "400", "SWITCHBOARD_MAX_PRESENCE_QUERY": "50",
+			"SWITCHBOARD_GC_MIN_HEADROOM_MIB": "0",
 		}, want: func(c *Config) {
 			c.RingTimeout, c.PresenceTTL, c.PresenceGrace = 45*time.Second, 3*time.Minute, 2*time.Second
 			c.AdmissionCooldown, c.NodeLease, c.NodeRefresh = 10*time.Second, 15*time.Second, 3*time.Second
@@ -142,6 +144,7 @@ func TestLoad(t *testing.T) {
 			c.EventsPerSecond, c.EventBurst, c.MaxConnsPerUser = 50, 100, 3
 			c.MaxTitleBytes, c.MaxDescriptionBytes, c.MaxDisplayNameBytes = 100, 200, 300
 			c.MaxEnvelopeBytes, c.MaxPresenceQuery = 400, 50
+			c.GCMinHeadroomMiB = 0 // off
 		}},
 		{name: "redis URL", env: map[string]string{"SWITCHBOARD_REDIS_URL": "rediss://:pw@redis.example:6380/2"},
 			want: func(c *Config) { c.RedisURL = "rediss://:pw@redis.example:6380/2" }},
@@ -252,6 +255,8 @@ func TestValidationErrors(t *testing.T) {
 			want: []string{`SWITCHBOARD_EVENT_BURST: "0" is not a positive whole number`}},
 		{name: "negative int", env: map[string]string{"SWITCHBOARD_MAX_CONNS_PER_USER": "-1"},
 			want: []string{`SWITCHBOARD_MAX_CONNS_PER_USER: "-1" is not a positive whole number`}},
+		{name: "negative int where 0 is off", env: map[string]string{"SWITCHBOARD_GC_MIN_HEADROOM_MIB": "-1"},
+			want: []string{`SWITCHBOARD_GC_MIN_HEADROOM_MIB: "-1" is not a whole number, 0 or more`}},
 		{name: "bad bool", env: map[string]string{"SWITCHBOARD_REDIS_SHARDED_PUBSUB": "yes", "SWITCHBOARD_REDIS_URL": "redis://r:1"},
 			want: []string{`SWITCHBOARD_REDIS_SHARDED_PUBSUB: "yes" is not true or false`}},
 		{name: "presence TTL not above heartbeat", env: map[string]string{"SWITCHBOARD_PRESENCE_TTL": "60s"},

@@ -141,7 +141,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 }
 
 // parseInto parses text into the field ptr points to; a number or duration
-// must be positive, a duration with zero only not negative. Errors are phrases that
+// must be positive, with zero only not negative. Errors are phrases that
 // follow the value, e.g. "is not a duration".
 func parseInto(ptr any, text string, zero bool) error {
 	switch p := ptr.(type) {
@@ -161,7 +161,10 @@ func parseInto(ptr any, text string, zero bool) error {
 		*p = b
 	case *int:
 		n, err := strconv.Atoi(text)
-		if err != nil || n <= 0 {
+		switch {
+		case zero && (err != nil || n < 0):
+			return errors.New("is not a whole number, 0 or more")
+		case !zero && (err != nil || n <= 0):
 			return errors.New("is not a positive whole number")
 		}
 		*p = n

@@ -31,8 +31,8 @@ type setting struct {
 	// field returns a pointer to the Config field the setting fills:
 	// *string, *[]string, *bool, *int or *time.Duration.
 	field func(*Config) any
-	// zero accepts 0 for a duration (which must be positive otherwise):
-	// the setting's "off".
+	// zero accepts 0 for a number or a duration (which must be positive
+	// otherwise): the setting's "off".
 	zero bool
 }
 
@@ -64,6 +64,11 @@ var settings = []setting{
 			"with at least 64 MiB live): the free memory goes back to the system, and the heap may grow only this share before the next collection. " +
 			"The first busy period puts the process's own `GOGC` back (100 unless set). At or above that `GOGC`: off.",
 		field: func(c *Config) any { return &c.GCQuietPercent }},
+	{name: "GC_MIN_HEADROOM_MIB", def: "32", zero: true,
+		help: "Least the Go heap may grow between collections while the node is busy, in MiB: with a small live heap " +
+			"(a node carrying calls keeps ~10 MiB) `GOGC=100` collects several times a second; the node raises `GOGC` " +
+			"to give the heap this much (at most 1000, never below the process's own). Costs up to this much RSS. `0`: off.",
+		field: func(c *Config) any { return &c.GCMinHeadroomMiB }},
 
 	// Redis.
 	{name: "REDIS_URL", redact: redisURL,

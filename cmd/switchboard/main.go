@@ -100,7 +100,7 @@ func serve(cfg config.Config, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go verifier.Watch(ctx, cfg.JWTReloadInterval, func(err error) { log.Error().Err(err).Msg("reload JWT keys") })
-	go gctune.New(gctune.Config{QuietPercent: cfg.GCQuietPercent}, log).Run(ctx)
+	go gctune.New(gctune.Config{QuietPercent: cfg.GCQuietPercent, MinHeadroom: uint64(cfg.GCMinHeadroomMiB) << 20}, log).Run(ctx)
 
 	opts := node.Options{
 		Service:          serviceConfig(cfg),

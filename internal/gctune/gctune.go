@@ -13,6 +13,15 @@
 // rare. The first busy period restores the process's own GOGC, so a loaded
 // node collects as it always did. A small heap (under Config.MinLive) is
 // left alone: its headroom is not worth a collection.
+//
+// The other way round, a busy process whose live heap is small collects
+// very often at GOGC=100: a node carrying calls keeps ~10 MiB live and
+// allocates ~60 KB per call, so at a thousand calls a second it collected
+// ~8 times a second, ~15% of its CPU. With Config.MinHeadroom the tuner
+// raises GOGC while busy so that the heap may grow at least that much
+// between collections (at most GOGC=1000, never below the process's own):
+// a few tens of MiB of RSS for most of that CPU. A large live heap (a node
+// holding many connections) already has that headroom and keeps its GOGC.
 package gctune
 
 import (
@@ -40,13 +49,23 @@ type Config struct {
 	// MinLive is the live heap under which the tuner stays out (default
 	// 64 MiB).
 	MinLive uint64
+	// MinHeadroom is the least the heap may grow between collections
+	// while the process is busy; zero: no floor. Under it, GOGC is
+	// 100 × MinHeadroom / live heap, at most maxPercent and never below
+	// the process's own.
+	MinHeadroom uint64
 }
+
+// maxPercent bounds the GOGC that MinHeadroom sets.
+const maxPercent = 1000
 
 // Tuner is the loop; make one with New and call Run.
 type Tuner struct {
-	cfg  Config
-	log  zerolog.Logger
-	busy int // the process's own GOGC
+	cfg     Config
+	log     zerolog.Logger
+	busy    int  // the process's own GOGC
+	quietOn bool // the quiet GOGC applies (QuietPercent below busy)
+	cur     int  // GOGC as the tuner last left it
 
 	// The runtime, replaced in tests.
 	read  func() sample
@@ -92,7 +111,7 @@ func (t *Tuner) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			if t.lowered {
+			if t.cur != t.busy {
 				t.setGC(t.busy)
 			}
 			return
@@ -103,11 +122,23 @@ func (t *Tuner) Run(ctx context.Context) {
 }
 
 // start reads the process's GOGC and reports whether there is anything to
-// tune.
+// tune. GOGC=off (negative) is left alone.
 func (t *Tuner) start() bool {
 	s := t.read()
-	t.busy, t.prev = s.gogc, s.allocs
-	return t.cfg.QuietPercent > 0 && t.busy > t.cfg.QuietPercent
+	t.busy, t.cur, t.prev = s.gogc, s.gogc, s.allocs
+	t.quietOn = t.cfg.QuietPercent > 0 && t.busy > t.cfg.QuietPercent
+	return t.quietOn || (t.cfg.MinHeadroom > 0 && t.busy > 0)
+}
+
+// busyPercent is GOGC for a busy period whose live heap is live: the
+// process's own, raised to give the heap MinHeadroom.
+func (t *Tuner) busyPercent(live uint64) int {
+	p := t.busy
+	if t.cfg.MinHeadroom == 0 || live == 0 || p <= 0 {
+		return p
+	}
+	want := min(100*t.cfg.MinHeadroom/live, maxPercent)
+	return max(p, int(want))
 }
 
 // step looks at one period: enough quiet periods in a row lower GOGC and
@@ -116,7 +147,7 @@ func (t *Tuner) step() {
 	s := t.read()
 	allocated := s.allocs - t.prev
 	t.prev = s.allocs
-	quiet := s.live >= t.cfg.MinLive && float64(allocated) < t.cfg.QuietShare*float64(s.live)
+	quiet := t.quietOn && s.live >= t.cfg.MinLive && float64(allocated) < t.cfg.QuietShare*float64(s.live)
 	switch {
 	case quiet && !t.lowered:
 		t.run++
@@ -125,18 +156,34 @@ func (t *Tuner) step() {
 		}
 		t.setGC(t.cfg.QuietPercent)
 		t.free()
-		t.lowered = true
+		t.lowered, t.cur = true, t.cfg.QuietPercent
 		t.log.Info().Str("event", "gc_quiet").Int("gogc", t.cfg.QuietPercent).Uint64("live_mib", s.live>>20).
 			Msg("quiet: collector headroom lowered and free memory returned")
 	case !quiet:
 		t.run = 0
-		if t.lowered {
-			t.setGC(t.busy)
-			t.lowered = false
-			t.log.Info().Str("event", "gc_busy").Int("gogc", t.busy).Uint64("allocated_mib", allocated>>20).
+		want := t.busyPercent(s.live)
+		switch {
+		case t.lowered:
+			t.setGC(want)
+			t.lowered, t.cur = false, want
+			t.log.Info().Str("event", "gc_busy").Int("gogc", want).Uint64("allocated_mib", allocated>>20).
 				Msg("busy: collector headroom restored")
+		case 10*abs(want-t.cur) > t.cur:
+			// More than a tenth off: the live heap moved, and so does
+			// the headroom it gets.
+			t.setGC(want)
+			t.cur = want
+			t.log.Debug().Str("event", "gc_headroom").Int("gogc", want).Uint64("live_mib", s.live>>20).
+				Msg("busy: collector headroom follows the live heap")
 		}
 	}
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 // readRuntime reads the sample from runtime/metrics.

@@ -86,6 +86,45 @@ func TestTunerStates(t *testing.T) {
 			},
 		},
 		{
+			name: "a small live heap gets the least headroom while busy",
+			cfg:  Config{MinHeadroom: 32 * mib},
+			busy: 100,
+			periods: []period{
+				{allocated: 500 * mib, live: 10 * mib, wantGOGC: []int{320}},
+				{allocated: 500 * mib, live: 10*mib + mib/2, wantGOGC: []int{320}}, // 304: within a tenth
+				{allocated: 500 * mib, live: 20 * mib, wantGOGC: []int{320, 160}},
+				{allocated: 500 * mib, live: 64 * mib, wantGOGC: []int{320, 160, 100}},
+				{allocated: 500 * mib, live: mib / 4, wantGOGC: []int{320, 160, 100, 1000}}, // at most 1000
+			},
+		},
+		{
+			name: "the floor never lowers the process's own GOGC",
+			cfg:  Config{MinHeadroom: 32 * mib},
+			busy: 400,
+			periods: []period{
+				{allocated: 500 * mib, live: 10 * mib},
+				{allocated: 500 * mib, live: 4 * mib, wantGOGC: []int{800}},
+				{allocated: 500 * mib, live: 10 * mib, wantGOGC: []int{800, 400}},
+			},
+		},
+		{
+			name: "quiet, then busy with a small heap: the floor, not the process's GOGC",
+			cfg:  Config{QuietPercent: 25, MinHeadroom: 32 * mib, MinLive: 8 * mib},
+			busy: 100,
+			periods: []period{
+				{allocated: 0, live: 10 * mib},
+				{allocated: 0, live: 10 * mib, wantGOGC: []int{25}, wantFrees: 1},
+				{allocated: 100 * mib, live: 10 * mib, wantGOGC: []int{25, 320}, wantFrees: 1},
+				{allocated: 100 * mib, live: 10 * mib, wantGOGC: []int{25, 320}, wantFrees: 1},
+			},
+		},
+		{
+			name: "the floor alone, with GOGC=off: off",
+			cfg:  Config{MinHeadroom: 32 * mib},
+			busy: -1,
+			off:  true,
+		},
+		{
 			name: "off with GOGC=off",
 			cfg:  Config{QuietPercent: 25},
 			busy: -1,
@@ -145,4 +184,30 @@ func TestTunerOnTheRuntime(t *testing.T) {
 		t.Fatalf("GOGC %d after Run ended, want 100", g)
 	}
 	runtime.KeepAlive(live)
+}
+
+// On the real runtime: a busy process with a small live heap gets GOGC
+// raised to its headroom floor, and its own back when Run ends.
+func TestTunerHeadroomOnTheRuntime(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	tu := New(Config{MinHeadroom: 256 * mib, Period: 20 * time.Millisecond}, zerolog.Nop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tu.Run(ctx); close(done) }()
+	var sink []byte
+	deadline := time.Now().Add(5 * time.Second)
+	for readRuntime().gogc <= 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC still %d after 5 s busy with a small heap", readRuntime().gogc)
+		}
+		sink = make([]byte, 64<<10) // busy: allocating
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if g := readRuntime().gogc; g != 100 {
+		t.Fatalf("GOGC %d after Run ended, want 100", g)
+	}
+	runtime.KeepAlive(sink)
 }
