@@ -16,8 +16,8 @@
 //
 // The other way round, a busy process whose live heap is small collects
 // very often at GOGC=100: a node carrying calls keeps ~10 MiB live and
-// allocates ~60 KB per call, so at a thousand calls a second it collected
-// ~8 times a second, ~15% of its CPU. With Config.MinHeadroom the tuner
+// allocates ~60 KB per call, so at ~1,500 calls a second it collected ~8
+// times a second, ~15% of its CPU. With Config.MinHeadroom the tuner
 // raises GOGC while busy so that the heap may grow at least that much
 // between collections (at most GOGC=1000, never below the process's own):
 // a few tens of MiB of RSS for most of that CPU. A large live heap (a node
