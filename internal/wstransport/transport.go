@@ -813,16 +813,18 @@ func (t *Transport) writePending() {
 // takeQueue empties the queue and returns its frames followed by bufs, and
 // its drains added to drains. The caller holds t.mu.
 func (t *Transport) takeQueue(bufs net.Buffers, drains int) (net.Buffers, int) {
+	n := len(bufs)
+	for _, b := range t.queue {
+		n += len(b.bufs)
+		drains += b.drains
+	}
 	all := t.queue[0].bufs
-	if len(t.queue) > 1 || len(bufs) > 0 {
-		all = make(net.Buffers, 0, len(bufs)+len(t.queue))
+	if len(all) < n {
+		all = make(net.Buffers, 0, n)
 		for _, b := range t.queue {
 			all = append(all, b.bufs...)
 		}
 		all = append(all, bufs...)
-	}
-	for _, b := range t.queue {
-		drains += b.drains
 	}
 	t.queue, t.queued = nil, 0
 	return all, drains
